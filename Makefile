@@ -1,0 +1,56 @@
+# casfs top-level Makefile.
+#
+#   make                  build kmod/casfs.ko for the running kernel
+#   make KDIR=/lib/modules/<release>/build
+#                         ... or for that headers tree
+#   make check            install test dependencies, then run every test
+#                         (build for both Debian kernels, checkpatch,
+#                         sparse, dkms, host tests, kernel tests in QEMU)
+#   make demo             the end-to-end demo (see README.md)
+#   make install          install module source for dkms and the tools
+
+KDIR ?= /lib/modules/$(shell uname -r)/build
+PREFIX ?= /usr/local
+DESTDIR ?=
+VERSION := $(shell cat VERSION)
+
+.PHONY: all module clean check deps modules-all sparse checkpatch \
+	tests-bin install install-dkms demo
+
+all: module
+
+module:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+
+# Module for every installed Debian test kernel, each in kmod/build-<rel>/.
+modules-all:
+	tests/build-modules.sh
+
+sparse:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) C=2 CF="-D__CHECK_ENDIAN__" modules
+
+checkpatch:
+	tests/checkpatch.sh
+
+tests-bin:
+	$(MAKE) -C tests/progs O=$(CURDIR)/build/tests
+
+deps:
+	tests/install-deps.sh
+
+check: deps
+	tests/check.sh
+
+demo: deps
+	tests/demo.sh
+
+install-dkms:
+	install -d $(DESTDIR)/usr/src/casfs-$(VERSION)
+	cp -r Kbuild Makefile VERSION dkms.conf kmod include \
+		$(DESTDIR)/usr/src/casfs-$(VERSION)/
+
+install: install-dkms
+
+clean:
+	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	rm -rf build

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * casfs - internal declarations shared by the files of the module.
+ *
+ * How the pieces fit (see docs/design.md for the long form):
+ *   super.c  module init, mount options (fs_context), superblock
+ *   cache.c  the backing cache directory: checks, layout, private files
+ *   inode.c  inode life cycle, getattr/setattr
+ *   namei.c  directory operations (the dcache is the namespace)
+ *   file.c   regular-file I/O forwarded to the backing file
+ *   xattr.c  casfs's own bounded extended attribute store
+ */
+#ifndef CASFS_H
+#define CASFS_H
+
+#include <linux/fs.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/atomic.h>
+#include <linux/cred.h>
+#include <linux/path.h>
+
+#include "compat.h"
+
+#define CASFS_MAGIC		0x43415346	/* "CASF" */
+
+/* Layout of the cache directory (created at mount when missing). */
+#define CASFS_CACHE_LOCAL	"local"	/* parent of private O_TMPFILEs */
+#define CASFS_CACHE_BLOBS	"blobs"	/* content-addressed, read-only */
+#define CASFS_CACHE_TMP		"tmp"	/* helper's staging area */
+
+/* xattr store limits, per inode (see xattr.c for why these values). */
+#define CASFS_XATTR_MAX_COUNT	128
+#define CASFS_XATTR_MAX_BYTES	(64 * 1024)
+
+struct casfs_mount_opts {
+	char *cache;		/* cache= */
+	umode_t root_mode;	/* mode= */
+	kuid_t root_uid;	/* uid= */
+	kgid_t root_gid;	/* gid= */
+};
+
+struct casfs_sb_info {
+	struct casfs_mount_opts opts;
+	struct path cache;	/* the cache directory itself */
+	struct path local;	/* cache/local: parent of private files */
+	const struct cred *creator_cred; /* all backing I/O runs as the mounter */
+	atomic64_t next_ino;	/* unique, never reused for the mount's life */
+};
+
+struct casfs_xattr {
+	struct list_head list;
+	size_t value_len;
+	char *name;
+	char value[];
+};
+
+struct casfs_inode_info {
+	struct inode vfs_inode;
+
+	/*
+	 * Private backing file of a regular file, an unlinked O_TMPFILE in
+	 * cache/local. NULL until the file is first opened or grown: an
+	 * empty file costs nothing on the backing filesystem. Set once under
+	 * backing_lock, then stable until eviction.
+	 */
+	struct file *backing;
+	struct mutex backing_lock;
+
+	/* xattrs: names and values, bounded; protected by xattr_lock. */
+	spinlock_t xattr_lock;
+	struct list_head xattrs;
+	unsigned int xattr_count;
+	size_t xattr_bytes;
+};
+
+static inline struct casfs_sb_info *CASFS_SB(struct super_block *sb)
+{
+	return sb->s_fs_info;
+}
+
+static inline struct casfs_inode_info *CASFS_I(struct inode *inode)
+{
+	return container_of(inode, struct casfs_inode_info, vfs_inode);
+}
+
+/* super.c */
+extern struct file_system_type casfs_fs_type;
+
+/* cache.c */
+int casfs_cache_open(struct super_block *sb, struct fs_context *fc);
+void casfs_cache_close(struct casfs_sb_info *sbi);
+struct file *casfs_cache_create_private(struct super_block *sb);
+int casfs_cache_statfs(struct super_block *sb, struct kstatfs *buf);
+
+/* inode.c */
+int casfs_inode_cache_init(void);
+void casfs_inode_cache_destroy(void);
+struct inode *casfs_alloc_inode(struct super_block *sb);
+void casfs_free_inode(struct inode *inode);
+void casfs_evict_inode(struct inode *inode);
+struct inode *casfs_new_inode(struct super_block *sb, const struct inode *dir,
+			      umode_t mode, dev_t dev);
+int casfs_setattr(casfs_idmap_t *idmap, struct dentry *dentry,
+		  struct iattr *attr);
+int casfs_getattr(casfs_idmap_t *idmap, const struct path *path,
+		  struct kstat *stat, u32 request_mask, unsigned int flags);
+extern const struct inode_operations casfs_file_inode_operations;
+extern const struct inode_operations casfs_special_inode_operations;
+extern const struct inode_operations casfs_symlink_inode_operations;
+
+/* namei.c */
+extern const struct inode_operations casfs_dir_inode_operations;
+
+/* file.c */
+extern const struct file_operations casfs_file_operations;
+void casfs_init_file_inode(struct inode *inode);
+struct file *casfs_get_backing(struct inode *inode);
+int casfs_truncate_backing(struct inode *inode, loff_t size);
+
+/* xattr.c */
+extern const struct xattr_handler *CASFS_XATTR_HANDLERS_CONST
+	casfs_xattr_handlers[];
+ssize_t casfs_listxattr(struct dentry *dentry, char *buf, size_t size);
+void casfs_xattrs_free(struct casfs_inode_info *ci);
+
+#endif /* CASFS_H */
