@@ -39,7 +39,7 @@ static int casfs_check_trusted_dir(struct fs_context *fc, const char *what,
 	if (!d_is_dir(dentry))
 		return invalfc(fc, "cache: %s is not a directory", what);
 	if (!uid_eq(inode->i_uid, GLOBAL_ROOT_UID) ||
-	    (inode->i_mode & (S_IWGRP | S_IWOTH))) {
+	    (inode->i_mode & 0022)) {
 		errorfc(fc, "cache: %s must be owned by root and writable only by root (mode %o)",
 			what, inode->i_mode & S_IALLUGO);
 		return -EPERM;

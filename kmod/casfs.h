@@ -66,7 +66,7 @@ struct casfs_inode_info {
 	 * backing_lock, then stable until eviction.
 	 */
 	struct file *backing;
-	struct mutex backing_lock;
+	struct mutex backing_lock;	/* serialises creating backing */
 
 	/* xattrs: names and values, bounded; protected by xattr_lock. */
 	spinlock_t xattr_lock;

@@ -12,6 +12,12 @@
  *    renamed vfs_tmpfile_open() to kernel_tmpfile_open().
  *
  * Callers use only the casfs_* names below, never a version check.
+ *
+ * checkpatch exceptions, for this file only (tests/checkpatch.sh):
+ * LINUX_VERSION_CODE and CONSTANT_COMPARISON, because an out-of-tree
+ * module must build against more than the one kernel it would be merged
+ * into; NEW_TYPEDEFS, because casfs_idmap_t names whichever of the two
+ * idmap types the running kernel's inode operations take.
  */
 #ifndef CASFS_COMPAT_H
 #define CASFS_COMPAT_H

@@ -49,8 +49,10 @@ struct file *casfs_get_backing(struct inode *inode)
 	backing = ci->backing;
 	if (!backing) {
 		backing = casfs_cache_create_private(inode->i_sb);
-		if (!IS_ERR(backing))
+		if (!IS_ERR(backing)) {
+			/* Publish only a fully opened file to lockless readers. */
 			smp_store_release(&ci->backing, backing);
+		}
 	}
 	mutex_unlock(&ci->backing_lock);
 	return backing;
@@ -64,6 +66,7 @@ int casfs_truncate_backing(struct inode *inode, loff_t size)
 	struct file *backing;
 	int err;
 
+	/* Pairs with the release in casfs_get_backing(). */
 	backing = smp_load_acquire(&CASFS_I(inode)->backing);
 	if (!backing) {
 		if (!size)

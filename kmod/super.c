@@ -20,17 +20,17 @@
 #define CASFS_DEFAULT_ROOT_MODE	0755
 
 enum casfs_param {
-	Opt_cache,
-	Opt_mode,
-	Opt_uid,
-	Opt_gid,
+	CASFS_OPT_CACHE,
+	CASFS_OPT_MODE,
+	CASFS_OPT_UID,
+	CASFS_OPT_GID,
 };
 
 static const struct fs_parameter_spec casfs_fs_parameters[] = {
-	fsparam_string("cache", Opt_cache),
-	fsparam_u32oct("mode", Opt_mode),
-	fsparam_u32("uid", Opt_uid),
-	fsparam_u32("gid", Opt_gid),
+	fsparam_string("cache", CASFS_OPT_CACHE),
+	fsparam_u32oct("mode", CASFS_OPT_MODE),
+	fsparam_u32("uid", CASFS_OPT_UID),
+	fsparam_u32("gid", CASFS_OPT_GID),
 	{}
 };
 
@@ -47,7 +47,7 @@ static int casfs_parse_param(struct fs_context *fc, struct fs_parameter *param)
 		return opt;	/* fs_parse() already logged why */
 
 	switch (opt) {
-	case Opt_cache:
+	case CASFS_OPT_CACHE:
 		if (!param->string[0])
 			return invalfc(fc, "cache= needs a directory");
 		if (param->string[0] != '/')
@@ -57,19 +57,19 @@ static int casfs_parse_param(struct fs_context *fc, struct fs_parameter *param)
 		opts->cache = param->string;
 		param->string = NULL;	/* ownership moves to opts */
 		break;
-	case Opt_mode:
+	case CASFS_OPT_MODE:
 		if (result.uint_32 & ~S_IALLUGO)
 			return invalfc(fc, "mode=%o: not a permission mode",
 				       result.uint_32);
 		opts->root_mode = result.uint_32;
 		break;
-	case Opt_uid:
+	case CASFS_OPT_UID:
 		uid = make_kuid(current_user_ns(), result.uint_32);
 		if (!uid_valid(uid))
 			return invalfc(fc, "uid=%u: not mapped", result.uint_32);
 		opts->root_uid = uid;
 		break;
-	case Opt_gid:
+	case CASFS_OPT_GID:
 		gid = make_kgid(current_user_ns(), result.uint_32);
 		if (!gid_valid(gid))
 			return invalfc(fc, "gid=%u: not mapped", result.uint_32);

@@ -62,9 +62,18 @@
 #define MAX_STEPS  16            /* syscalls recorded per operation */
 #define HISTORY    20            /* operations shown on divergence */
 
-/* The namespace: paths of 1..3 components, each taken from this pool. */
-static const char *const name_pool[] = { "a", "b", "c", "d" };
-#define NPOOL (sizeof(name_pool) / sizeof(name_pool[0]))
+/*
+ * The namespace: paths of 1..3 components.  Directory components come from
+ * dir_pool; the last component from the pool matching what the operation
+ * expects (a directory or a non-directory), sometimes from the other one so
+ * type clashes (EISDIR, ENOTDIR, EEXIST) stay frequent.  "c" is in both.
+ * That is 39 directory paths and 52 file paths.
+ */
+static const char *const dir_pool[] = { "a", "b", "c" };
+static const char *const file_pool[] = { "c", "d", "e", "f" };
+#define NDIRS (sizeof(dir_pool) / sizeof(dir_pool[0]))
+#define NFILES (sizeof(file_pool) / sizeof(file_pool[0]))
+#define MAX_DEPTH 3
 #define NXNAMES 4 /* xattr names: PREFIX + "x0".."x3" */
 
 /* ------------------------------------------------------------------ */
@@ -361,34 +370,50 @@ static ssize_t read_full(int fd, unsigned char *buf, size_t len)
 /* ------------------------------------------------------------------ */
 /* Generating operations. */
 
-static void gen_path(char *buf)
-{
-	unsigned r = rnd_below(100);
-	int depth = r < 50 ? 1 : r < 85 ? 2 : 3;
+enum want { WANT_FILE, WANT_DIR };
 
-	buf[0] = '\0';
-	for (int i = 0; i < depth; i++) {
-		if (i)
-			strcat(buf, "/");
-		strcat(buf, name_pool[rnd_below(NPOOL)]);
+static const char *gen_leaf(enum want want)
+{
+	if (chance(15))
+		want = !want;
+	return want == WANT_DIR ? dir_pool[rnd_below(NDIRS)]
+				: file_pool[rnd_below(NFILES)];
+}
+
+/* A path of the given depth (0: random, shallow paths most likely). */
+static void gen_path_depth(char *buf, enum want want, int depth)
+{
+	if (!depth) {
+		unsigned r = rnd_below(100);
+
+		depth = r < 45 ? 1 : r < 80 ? 2 : 3;
 	}
+	buf[0] = '\0';
+	for (int i = 1; i < depth; i++) {
+		strcat(buf, dir_pool[rnd_below(NDIRS)]);
+		strcat(buf, "/");
+	}
+	strcat(buf, gen_leaf(want));
+}
+
+static void gen_path(char *buf, enum want want)
+{
+	gen_path_depth(buf, want, 0);
 }
 
 /* A second path, often in the same directory as the first so that
  * renames and links succeed more often than pure chance would allow. */
-static void gen_path2(char *buf, const char *p1)
+static void gen_path2(char *buf, const char *p1, enum want want)
 {
 	const char *slash = strrchr(p1, '/');
 
-	if (chance(40) && slash) {
-		int n = slash - p1 + 1;
+	if (chance(40)) {
+		int n = slash ? slash - p1 + 1 : 0;
 
 		memcpy(buf, p1, n);
-		strcpy(buf + n, name_pool[rnd_below(NPOOL)]);
-	} else if (chance(40) && !slash) {
-		strcpy(buf, name_pool[rnd_below(NPOOL)]);
+		strcpy(buf + n, gen_leaf(want));
 	} else {
-		gen_path(buf);
+		gen_path(buf, want);
 	}
 }
 
@@ -436,7 +461,7 @@ static void gen_target(struct op *op)
 	const char *base = strrchr(op->p1, '/');
 
 	if (r < 70) {
-		gen_path(op->target); /* relative, maybe dangling */
+		gen_path(op->target, chance(50)); /* maybe dangling */
 	} else if (r < 80) {
 		strcpy(op->target, "zz"); /* dangling, never created */
 	} else if (r < 88) {
@@ -445,7 +470,7 @@ static void gen_target(struct op *op)
 	} else {
 		/* Long target ("././.../a"), sometimes over PATH_MAX. */
 		size_t len = 100 + rnd_below(MAX_TARGET - 100 + 1), i = 0;
-		const char *leaf = name_pool[rnd_below(NPOOL)];
+		const char *leaf = gen_leaf(WANT_FILE);
 
 		while (i + 2 + strlen(leaf) <= len) {
 			op->target[i++] = '.';
@@ -488,8 +513,7 @@ static void gen_op(struct op *op)
 	static const int rflags[] = { 0, 0, RENAME_NOREPLACE,
 				      RENAME_EXCHANGE };
 
-	memset(op, 0, offsetof(struct op, target));
-	op->target[0] = '\0';
+	memset(op, 0, sizeof(*op));
 	op->kind = pick_kind();
 	gen_path(op->p1);
 
@@ -969,6 +993,15 @@ static void fmt_steps(const struct step *s, int n, char *buf, size_t sz)
 	}
 }
 
+/* Did every syscall of the operation succeed? (for the summary only) */
+static bool all_ok(const struct trace *t)
+{
+	for (int i = 0; i < t->n; i++)
+		if (t->s[i].ret < 0)
+			return false;
+	return true;
+}
+
 static bool same_traces(const struct trace *a, const struct trace *b)
 {
 	char sa[1024], sb[1024];
@@ -1085,8 +1118,8 @@ static bool cmp_xattrs(const char *rel, const char *fa, const char *fb)
 {
 	static char la[8192], lb[8192], va[65536], vb[65536];
 	ssize_t na = list_xattrs(fa, la, sizeof(la));
-	ssize_t nb = list_xattrs(fb, lb, sizeof(lb));
 	int ea = errno;
+	ssize_t nb = list_xattrs(fb, lb, sizeof(lb));
 
 	if (na < 0 || nb < 0) {
 		if (na < 0 && nb < 0)
@@ -1438,7 +1471,7 @@ int main(int argc, char **argv)
 		run_op(&tree_b, op, &tb);
 		hist_push(i, op, &ta, &tb);
 		count[op->kind]++;
-		if (ta.n && ta.s[ta.n - 1].ret >= 0)
+		if (all_ok(&ta))
 			okcount[op->kind]++;
 		if (verbose)
 			print_entry(&history[(nhist - 1) % HISTORY]);
