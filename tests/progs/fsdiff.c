@@ -66,11 +66,11 @@
  * The namespace: paths of 1..3 components.  Directory components come from
  * dir_pool; the last component from the pool matching what the operation
  * expects (a directory or a non-directory), sometimes from the other one so
- * type clashes (EISDIR, ENOTDIR, EEXIST) stay frequent.  "c" is in both.
+ * type clashes (EISDIR, ENOTDIR, EEXIST) stay frequent.
  * That is 39 directory paths and 52 file paths.
  */
 static const char *const dir_pool[] = { "a", "b", "c" };
-static const char *const file_pool[] = { "c", "d", "e", "f" };
+static const char *const file_pool[] = { "d", "e", "f", "g" };
 #define NDIRS (sizeof(dir_pool) / sizeof(dir_pool[0]))
 #define NFILES (sizeof(file_pool) / sizeof(file_pool[0]))
 #define MAX_DEPTH 3
@@ -372,9 +372,16 @@ static ssize_t read_full(int fd, unsigned char *buf, size_t len)
 
 enum want { WANT_FILE, WANT_DIR };
 
+/*
+ * Percentage of names drawn from the other pool.  Lower for mkdir, which
+ * would otherwise turn many file names into (sticky) empty directories;
+ * higher for rmdir, which is what removes those again.
+ */
+static unsigned cross_pct = 10;
+
 static const char *gen_leaf(enum want want)
 {
-	if (chance(15))
+	if (chance(cross_pct))
 		want = !want;
 	return want == WANT_DIR ? dir_pool[rnd_below(NDIRS)]
 				: file_pool[rnd_below(NFILES)];
@@ -390,7 +397,9 @@ static void gen_path_depth(char *buf, enum want want, int depth)
 	}
 	buf[0] = '\0';
 	for (int i = 1; i < depth; i++) {
-		strcat(buf, dir_pool[rnd_below(NDIRS)]);
+		/* Rarely a file name: ENOTDIR, or a file-named directory. */
+		strcat(buf, chance(3) ? file_pool[rnd_below(NFILES)]
+				      : dir_pool[rnd_below(NDIRS)]);
 		strcat(buf, "/");
 	}
 	strcat(buf, gen_leaf(want));
@@ -461,7 +470,7 @@ static void gen_target(struct op *op)
 	const char *base = strrchr(op->p1, '/');
 
 	if (r < 70) {
-		gen_path(op->target, chance(50)); /* maybe dangling */
+		gen_path(op->target, chance(25)); /* maybe dangling */
 	} else if (r < 80) {
 		strcpy(op->target, "zz"); /* dangling, never created */
 	} else if (r < 88) {
@@ -515,7 +524,36 @@ static void gen_op(struct op *op)
 
 	memset(op, 0, sizeof(*op));
 	op->kind = pick_kind();
-	gen_path(op->p1);
+	cross_pct = op->kind == K_MKDIR ? 3 : op->kind == K_RMDIR ? 30 : 10;
+	switch (op->kind) {
+	case K_MKDIR:
+	case K_RMDIR:
+	case K_READDIR:
+		gen_path(op->p1, WANT_DIR);
+		break;
+	case K_RMTREE:
+		/*
+		 * Mostly the deepest level: only directories there can hold
+		 * entries beyond the reach of generated paths.
+		 */
+		gen_path_depth(op->p1, WANT_DIR, chance(80) ? MAX_DEPTH : 0);
+		break;
+	case K_CHMOD:
+	case K_STAT:
+	case K_SETXATTR:
+	case K_RMXATTR:
+	case K_GETXATTR:
+		gen_path(op->p1, chance(30) ? WANT_DIR : WANT_FILE);
+		break;
+	case K_RENAME:
+		/* Both names of the same kind (gen_leaf still mixes some). */
+		op->variant = chance(30) ? WANT_DIR : WANT_FILE;
+		gen_path(op->p1, op->variant);
+		break;
+	default:
+		gen_path(op->p1, WANT_FILE);
+		break;
+	}
 
 	switch (op->kind) {
 	case K_CREATE:
@@ -543,11 +581,11 @@ static void gen_op(struct op *op)
 		op->len = chance(30) ? rnd_below(4096) : gen_offset();
 		break;
 	case K_LINK:
-		gen_path2(op->p2, op->p1);
+		gen_path2(op->p2, op->p1, WANT_FILE);
 		op->flags = chance(20) ? AT_SYMLINK_FOLLOW : 0;
 		break;
 	case K_RENAME:
-		gen_path2(op->p2, op->p1);
+		gen_path2(op->p2, op->p1, op->variant);
 		op->flags = rflags[rnd_below(4)];
 		break;
 	case K_MKDIR:
