@@ -229,6 +229,8 @@ static char *full(const struct tree *t, const char *rel, char *buf)
 
 static void data_add(struct trace *t, const void *p, size_t n)
 {
+	if (n == 0)
+		return;
 	if (t->dlen + n > t->dcap) {
 		t->dcap = (t->dlen + n) * 2;
 		t->data = realloc(t->data, t->dcap);
@@ -308,7 +310,8 @@ static int list_dir(const char *path, char ***out)
 		return -1;
 	}
 	closedir(d);
-	qsort(v, n, sizeof(*v), cmp_str);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_str);
 	*out = v;
 	return n;
 }
@@ -679,7 +682,7 @@ static void fmt_op(const struct op *op, char *buf, size_t sz)
 			snprintf(buf, sz, "%s %s -> \"%.20s...%s\" (len %zu)", k,
 				 op->p1, op->target, op->target + tl - 8, tl);
 		else
-			snprintf(buf, sz, "%s %s -> \"%s\"", k, op->p1,
+			snprintf(buf, sz, "%s %s -> \"%.40s\"", k, op->p1,
 				 op->target);
 		break;
 	}
@@ -1022,6 +1025,10 @@ static void fmt_steps(const struct step *s, int n, char *buf, size_t sz)
 		if (s[i].ret < 0)
 			w = snprintf(buf + used, sz - used, "%s%s=-1/%s",
 				     i ? " " : "", s[i].what, errname(s[i].err));
+		else if (!strcmp(s[i].what, "mode") ||
+			 !strcmp(s[i].what, "type"))
+			w = snprintf(buf + used, sz - used, "%s%s=0%llo",
+				     i ? " " : "", s[i].what, s[i].ret);
 		else
 			w = snprintf(buf + used, sz - used, "%s%s=%lld",
 				     i ? " " : "", s[i].what, s[i].ret);
@@ -1053,7 +1060,8 @@ static bool same_traces(const struct trace *a, const struct trace *b)
 		return diverge("results differ at step %d: A: %s | B: %s",
 			       i + 1, sa, sb);
 	}
-	if (a->dlen != b->dlen || memcmp(a->data, b->data, a->dlen)) {
+	if (a->dlen != b->dlen ||
+	    (a->dlen && memcmp(a->data, b->data, a->dlen))) {
 		size_t i = 0;
 
 		while (i < a->dlen && i < b->dlen && a->data[i] == b->data[i])

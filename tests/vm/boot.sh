@@ -66,6 +66,7 @@ if ((stale)); then
 	"$here/mkinitramfs.sh" "$release" "$initrd"
 fi
 
+# shellcheck disable=SC2054 # the commas belong to option values
 cmdline=(
 	console=ttyS0,115200
 	# A panic reboots at once; -no-reboot turns that into QEMU exiting, so
@@ -80,6 +81,7 @@ cmdline=(
 [[ -n ${CASFS_FILTER:-} ]] && cmdline+=(casfsvm.filter="$CASFS_FILTER")
 [[ -n ${CASFS_TEST_TIMEOUT:-} ]] && cmdline+=(casfsvm.timeout="$CASFS_TEST_TIMEOUT")
 
+# shellcheck disable=SC2054
 qemu=(
 	qemu-system-x86_64
 	-accel tcg

@@ -42,10 +42,11 @@ die() {
 	exit 1
 }
 
-repo= ko= bin= filter= timeout= disk= p9opts=
+repo='' ko='' bin='' filter='' timeout='' disk='' p9opts=''
 # set -f: the filter may hold glob characters that must not expand here.
 set -f
-for arg in $(cat /proc/cmdline); do
+read -r cmdline </proc/cmdline
+for arg in $cmdline; do
 	case $arg in
 	casfsvm.repo=*) repo=${arg#*=} ;;
 	casfsvm.ko=*) ko=${arg#*=} ;;

@@ -1,0 +1,74 @@
+#!/bin/bash
+# The whole test suite ("make check"): host-side stages, then the kernel
+# tests in QEMU for every test kernel. Prints one line per stage and per
+# kernel test, and closes with "N passed, N failed" alone on a line.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+passed=0
+failed=0
+skipped=0
+failures=()
+start=$(date +%s)
+
+# stage NAME COMMAND...: run a host-side stage, log to build/logs/NAME.log
+stage() {
+	local name=$1 t0 rc
+	shift
+	mkdir -p build/logs
+	t0=$(date +%s)
+	"$@" >"build/logs/$name.log" 2>&1
+	rc=$?
+	if [ $rc = 0 ]; then
+		echo "PASS host $name ($(($(date +%s) - t0))s)"
+		passed=$((passed + 1))
+	elif [ $rc = 77 ]; then
+		echo "SKIP host $name: $(tail -n 1 "build/logs/$name.log")"
+		skipped=$((skipped + 1))
+	else
+		echo "FAIL host $name ($(($(date +%s) - t0))s), last lines of build/logs/$name.log:"
+		tail -n 30 "build/logs/$name.log" | sed 's/^/    /'
+		failed=$((failed + 1))
+		failures+=("host $name")
+	fi
+	return $rc
+}
+
+stage build-modules tests/build-modules.sh
+built=$?
+stage checkpatch tests/checkpatch.sh
+if [ $built = 0 ]; then
+	stage sparse tests/sparse.sh
+fi
+if [ "$(id -u)" = 0 ]; then
+	stage dkms tests/dkms.sh
+else
+	echo "SKIP host dkms: needs root"
+	skipped=$((skipped + 1))
+fi
+stage tests-bin make -s tests-bin
+stage progs-selftest make -s -C tests/progs check-host O="$top/build/tests"
+
+if [ $built = 0 ]; then
+	mkdir -p build/logs
+	tests/run-vm-tests.sh 2>&1 | tee build/logs/vm.log
+	summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' build/logs/vm.log | tail -n 1)
+	if [ -z "$summary" ]; then
+		echo "FAIL vm: the VM test runner printed no summary"
+		failed=$((failed + 1))
+	else
+		read -r vp vf vs < <(echo "$summary" |
+			sed -E 's/^([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?.*/\1 \2 \4/')
+		passed=$((passed + vp))
+		failed=$((failed + vf))
+		skipped=$((skipped + ${vs:-0}))
+	fi
+else
+	echo "FAIL vm: not run, the module did not build"
+	failed=$((failed + 1))
+fi
+
+echo "make check: $(($(date +%s) - start))s wall time"
+[ ${#failures[@]} = 0 ] || echo "host failures: ${failures[*]}"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ $failed = 0 ]
