@@ -801,11 +801,34 @@ out:
 	rec(tr, "close", close(fd));
 }
 
-/* rm -r, logging every step into the trace data in a fixed order. */
-static void rmtree(struct trace *tr, const struct tree *t, const char *rel)
+/*
+ * Append "/name" (or "name" to the empty path) to the path in buf, a
+ * FULLBUF-sized buffer; returns the old length to truncate back to.  The
+ * recursive walkers share one path buffer like this instead of keeping
+ * path arrays in every stack frame: directory renames can nest
+ * directories hundreds of levels deep.
+ */
+static size_t path_push(char *buf, const char *name)
 {
-	char path[FULLBUF], line[FULLBUF + 64], **names;
+	size_t len = strlen(buf);
+
+	if (len + 1 + strlen(name) >= FULLBUF)
+		die("path too long: %s/%s", buf, name);
+	if (len)
+		buf[len++] = '/';
+	strcpy(buf + len, name);
+	return len ? len - 1 : 0;
+}
+
+/*
+ * rm -r of rel (a FULLBUF buffer, extended in place while descending),
+ * logging every step into the trace data in a fixed (sorted) order.
+ */
+static void rmtree(struct trace *tr, const struct tree *t, char *rel)
+{
+	static char path[FULLBUF], line[FULLBUF + 64];
 	struct stat st;
+	char **names;
 	int n;
 
 	full(t, rel, path);
@@ -818,14 +841,13 @@ static void rmtree(struct trace *tr, const struct tree *t, const char *rel)
 	if (S_ISDIR(st.st_mode)) {
 		n = list_dir(path, &names);
 		for (int i = 0; i < n; i++) {
-			char child[FULLBUF];
+			size_t len = path_push(rel, names[i]);
 
-			if (snprintf(child, sizeof(child), "%s/%s", rel,
-				     names[i]) >= (int)sizeof(child))
-				die("path too long under %s", rel);
-			rmtree(tr, t, child);
+			rmtree(tr, t, rel);
+			rel[len] = '\0';
 		}
 		free_list(names, n);
+		full(t, rel, path); /* clobbered by the recursion */
 		snprintf(line, sizeof(line), "rmdir %s %s\n", rel,
 			 rmdir(path) < 0 ? errname(errno) : "ok");
 	} else {
@@ -1005,7 +1027,8 @@ static void run_op(const struct tree *t, const struct op *op,
 		break;
 
 	case K_RMTREE:
-		rmtree(tr, t, op->p1);
+		strcpy(p1, op->p1); /* reused as rmtree's path buffer */
+		rmtree(tr, t, p1);
 		rec(tr, "rmtree", 0);
 		break;
 
@@ -1196,15 +1219,23 @@ static bool cmp_xattrs(const char *rel, const char *fa, const char *fb)
 	return true;
 }
 
-static bool cmp_dir(struct walk *w, const char *rel);
+/*
+ * The walk keeps the relative path of the current node in walk_rel
+ * (extended in place, see path_push()) and builds full paths into static
+ * buffers right before each use, so its stack frames stay small.
+ */
+static char walk_rel[FULLBUF], walk_a[FULLBUF], walk_b[FULLBUF];
 
-static bool cmp_node(struct walk *w, const char *rel, const struct stat *sa,
+static bool cmp_dir(struct walk *w);
+
+/* Compare the node at walk_rel, whose lstat results are sa and sb. */
+static bool cmp_node(struct walk *w, const struct stat *sa,
 		     const struct stat *sb)
 {
-	char fa[FULLBUF], fb[FULLBUF];
+	static char ta[MAX_TARGET + 1], tb[MAX_TARGET + 1];
+	const char *rel = walk_rel;
+	char *fa = full(&tree_a, rel, walk_a), *fb = full(&tree_b, rel, walk_b);
 
-	full(&tree_a, rel, fa);
-	full(&tree_b, rel, fb);
 	if ((sa->st_mode & S_IFMT) != (sb->st_mode & S_IFMT))
 		return diverge("%s: type differs (A %o, B %o)", rel,
 			       sa->st_mode & S_IFMT, sb->st_mode & S_IFMT);
@@ -1237,7 +1268,6 @@ static bool cmp_node(struct walk *w, const char *rel, const struct stat *sa,
 		return cmp_content(rel, fa, fb, sa->st_size);
 	}
 	if (S_ISLNK(sa->st_mode)) {
-		char ta[MAX_TARGET + 1], tb[MAX_TARGET + 1];
 		ssize_t na = readlink(fa, ta, sizeof(ta));
 		ssize_t nb = readlink(fb, tb, sizeof(tb));
 
@@ -1253,17 +1283,19 @@ static bool cmp_node(struct walk *w, const char *rel, const struct stat *sa,
 	}
 	if (S_ISDIR(sa->st_mode)) {
 		w->dirs++;
-		return cmp_dir(w, rel);
+		return cmp_dir(w);
 	}
 	return true;
 }
 
-static bool cmp_dir(struct walk *w, const char *rel)
+/* Compare the directory at walk_rel and everything below it. */
+static bool cmp_dir(struct walk *w)
 {
-	char fa[FULLBUF], fb[FULLBUF], child[FULLBUF], **va, **vb;
-	int na = list_dir(full(&tree_a, rel, fa), &va);
+	const char *rel = walk_rel;
+	char **va, **vb;
+	int na = list_dir(full(&tree_a, rel, walk_a), &va);
 	int ea = errno;
-	int nb = list_dir(full(&tree_b, rel, fb), &vb);
+	int nb = list_dir(full(&tree_b, rel, walk_b), &vb);
 	bool ok = true;
 
 	if (na < 0 || nb < 0) {
@@ -1274,6 +1306,7 @@ static bool cmp_dir(struct walk *w, const char *rel)
 	}
 	for (int i = 0; ok && (i < na || i < nb); i++) {
 		struct stat sa, sb;
+		size_t len;
 
 		if (i >= na || i >= nb || strcmp(va[i], vb[i])) {
 			int c = i >= na ? 1 : i >= nb ? -1 : strcmp(va[i], vb[i]);
@@ -1283,16 +1316,14 @@ static bool cmp_dir(struct walk *w, const char *rel)
 				     c < 0 ? va[i] : vb[i], c < 0 ? "A" : "B");
 			break;
 		}
-		if (snprintf(child, sizeof(child), "%s%s%s", rel,
-			     *rel ? "/" : "", va[i]) >= (int)sizeof(child))
-			die("path too long under %s", rel);
-		if (lstat(full(&tree_a, child, fa), &sa) < 0 ||
-		    lstat(full(&tree_b, child, fb), &sb) < 0) {
-			ok = diverge("%s: listed but lstat fails: %s", child,
+		len = path_push(walk_rel, va[i]);
+		if (lstat(full(&tree_a, rel, walk_a), &sa) < 0 ||
+		    lstat(full(&tree_b, rel, walk_b), &sb) < 0)
+			ok = diverge("%s: listed but lstat fails: %s", rel,
 				     errname(errno));
-			break;
-		}
-		ok = cmp_node(w, child, &sa, &sb);
+		else
+			ok = cmp_node(w, &sa, &sb);
+		walk_rel[len] = '\0';
 	}
 out:
 	free_list(va, na);
@@ -1315,7 +1346,8 @@ static bool cmp_trees(void)
 		return diverge(".: st_nlink differs (A %lu, B %lu)",
 			       (unsigned long)sa.st_nlink,
 			       (unsigned long)sb.st_nlink);
-	ok = cmp_dir(&w, "");
+	walk_rel[0] = '\0';
+	ok = cmp_dir(&w);
 	for (size_t i = 0; i < w.la.n; i++)
 		free(w.la.v[i].path);
 	for (size_t i = 0; i < w.lb.n; i++)

@@ -237,11 +237,15 @@ static const char *gen_leaf(enum want want, unsigned cross)
 				: file_pool[rnd_below(NFILES)];
 }
 
-static void gen_path(char *buf, enum want want, unsigned cross)
+/* depth 0: random, shallow paths most likely. */
+static void gen_path_depth(char *buf, enum want want, unsigned cross,
+			   int depth)
 {
-	unsigned r = rnd_below(100);
-	int depth = r < 45 ? 1 : r < 80 ? 2 : 3;
+	if (!depth) {
+		unsigned r = rnd_below(100);
 
+		depth = r < 45 ? 1 : r < 80 ? 2 : 3;
+	}
 	buf[0] = '\0';
 	for (int i = 1; i < depth; i++) {
 		strcat(buf, chance(3) ? file_pool[rnd_below(NFILES)]
@@ -249,6 +253,11 @@ static void gen_path(char *buf, enum want want, unsigned cross)
 		strcat(buf, "/");
 	}
 	strcat(buf, gen_leaf(want, cross));
+}
+
+static void gen_path(char *buf, enum want want, unsigned cross)
+{
+	gen_path_depth(buf, want, cross, 0);
 }
 
 /* Often a sibling of p1, otherwise anywhere (renames across dirs). */
@@ -492,31 +501,51 @@ static void do_stat(const char *p)
 	st->ok[K_STAT]++;
 }
 
-/* rm -r; everything may vanish or appear underneath it. */
-static void rmtree(const char *p, int depth)
+/*
+ * Append "/name" to the path in buf (PATHBUF bytes); returns the old
+ * length to truncate back to.  Recursive walkers share one path buffer
+ * this way: concurrent directory renames can nest directories hundreds of
+ * levels deep, too deep for path arrays in every stack frame.  False if
+ * the path would not fit.
+ */
+static bool path_push(char *buf, const char *name, size_t *oldlen)
+{
+	size_t len = strlen(buf);
+
+	if (len + 1 + strlen(name) >= PATHBUF)
+		return false;
+	buf[len] = '/';
+	strcpy(buf + len + 1, name);
+	*oldlen = len;
+	return true;
+}
+
+/* rm -r of path (a PATHBUF buffer); things vanish and appear meanwhile. */
+static void rmtree(char *path)
 {
 	struct stat sb;
 	struct dirent *de;
+	size_t len;
 	DIR *d;
 
-	if (!chk(lstat(p, &sb), "lstat", RACE))
+	if (!chk(lstat(path, &sb), "lstat", RACE | E(ENAMETOOLONG)))
 		return;
 	if (!S_ISDIR(sb.st_mode)) {
-		chk(unlink(p), "unlink", RACE);
+		chk(unlink(path), "unlink", RACE);
 		return;
 	}
-	if (depth < 16 && (d = opendir(p))) {
+	if ((d = opendir(path))) {
 		while ((de = readdir(d))) {
-			char child[PATHBUF];
-
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 				continue;
-			snprintf(child, sizeof(child), "%s/%s", p, de->d_name);
-			rmtree(child, depth + 1);
+			if (!path_push(path, de->d_name, &len))
+				break; /* absurdly deep: leave it */
+			rmtree(path);
+			path[len] = '\0';
 		}
 		closedir(d);
 	}
-	chk(rmdir(p), "rmdir", RACE | E(ENOTEMPTY));
+	chk(rmdir(path), "rmdir", RACE | E(ENOTEMPTY));
 }
 
 /* ------------------------------------------------------------------ */
@@ -562,10 +591,14 @@ static void do_private(void)
 		snprintf(op_desc, sizeof(op_desc), "private pwrite off=%zu "
 			 "len=%zu", off, len);
 		fill_pattern(wbuf, len);
-		if (pwrite(fd, wbuf, len, off) != (ssize_t)len)
-			child_fail("private pwrite: %s", errname(errno));
+		ssize_t n = pwrite(fd, wbuf, len, off);
+
+		if (chk(n, "private pwrite", 0) && n != (ssize_t)len)
+			child_fail("private pwrite: short write: %zd of %zu "
+				   "bytes", n, len);
 		memcpy(shadow + off, wbuf, len);
-		if (off + len > shadow_size)
+		/* A zero-length write does not extend the file. */
+		if (len && off + len > shadow_size)
 			shadow_size = off + len;
 		if (pread(fd, rbuf, len, off) != (ssize_t)len ||
 		    memcmp(rbuf, wbuf, len))
@@ -633,6 +666,7 @@ static void one_op(void)
 {
 	static const int rflags[] = { 0, 0, RENAME_NOREPLACE, RENAME_EXCHANGE };
 	enum kind k = pick_kind();
+	static char path[PATHBUF];
 	char p1[RELBUF], p2[RELBUF], target[RELBUF];
 	enum want want = WANT_FILE;
 	int fd, flags;
@@ -657,7 +691,13 @@ static void one_op(void)
 	default:
 		break;
 	}
-	gen_path(p1, want, k == K_MKDIR ? 3 : k == K_RMDIR ? 30 : 10);
+	/*
+	 * Directories renamed into deeper slots carry their subtrees along,
+	 * so chains of nested directories grow out of reach of generated
+	 * paths; rmtree, at every level, is what bounds them.
+	 */
+	gen_path_depth(p1, want, k == K_MKDIR ? 3 : k == K_RMDIR ? 30 : 10,
+		       k == K_RMTREE ? 1 + rnd_below(3) : 0);
 
 	switch (k) {
 	case K_CREATE:
@@ -744,7 +784,8 @@ static void one_op(void)
 		break;
 	case K_RMTREE:
 		snprintf(op_desc, sizeof(op_desc), "rmtree %s", p1);
-		rmtree(p1, 0);
+		strcpy(path, p1);
+		rmtree(path);
 		st->ok[k]++;
 		break;
 	case K_PRIVATE:
@@ -857,53 +898,59 @@ static void check_content(const char *path, const struct stat *sb)
 	close(fd);
 }
 
-static void walk(const char *path, const struct stat *dsb)
+/* Check the directory at walk_path (extended in place) and below. */
+static char walk_path[PATHBUF];
+
+static void walk(const struct stat *dsb)
 {
+	static char target[PATHBUF];
 	unsigned long subdirs = 0;
 	struct dirent *de;
-	DIR *d = opendir(path);
+	DIR *d = opendir(walk_path);
+	size_t len;
 
 	ndirs++;
 	if (!d) {
-		problem("%s: opendir: %s", path, errname(errno));
+		problem("%s: opendir: %s", walk_path, errname(errno));
 		return;
 	}
 	while ((de = readdir(d))) {
-		char child[PATHBUF];
 		struct stat sb;
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		snprintf(child, sizeof(child), "%s/%s", path, de->d_name);
-		if (lstat(child, &sb) < 0) {
-			problem("%s: listed but lstat fails: %s", child,
+		if (!path_push(walk_path, de->d_name, &len)) {
+			problem("%s: tree too deep to check", walk_path);
+			break;
+		}
+		if (lstat(walk_path, &sb) < 0) {
+			problem("%s: listed but lstat fails: %s", walk_path,
 				errname(errno));
-			continue;
-		}
-		if (S_ISDIR(sb.st_mode)) {
+		} else if (S_ISDIR(sb.st_mode)) {
 			subdirs++;
-			walk(child, &sb);
-			continue;
-		}
-		note_inode(&sb, child);
-		if (S_ISREG(sb.st_mode)) {
-			nfiles++;
-			check_content(child, &sb);
-		} else if (S_ISLNK(sb.st_mode)) {
-			char t[PATHBUF];
-			ssize_t n = readlink(child, t, sizeof(t));
+			walk(&sb);
+		} else {
+			note_inode(&sb, walk_path);
+			if (S_ISREG(sb.st_mode)) {
+				nfiles++;
+				check_content(walk_path, &sb);
+			} else if (S_ISLNK(sb.st_mode)) {
+				ssize_t n = readlink(walk_path, target,
+						     sizeof(target));
 
-			nsymlinks++;
-			if (n != sb.st_size)
-				problem("%s: readlink gives %zd bytes but "
-					"st_size is %lld", child, n,
-					(long long)sb.st_size);
+				nsymlinks++;
+				if (n != sb.st_size)
+					problem("%s: readlink gives %zd bytes "
+						"but st_size is %lld", walk_path,
+						n, (long long)sb.st_size);
+			}
 		}
+		walk_path[len] = '\0';
 	}
 	closedir(d);
 	if (dsb->st_nlink != 2 + subdirs)
 		problem("%s: directory st_nlink %lu, expected 2 + %lu subdirs",
-			path, (unsigned long)dsb->st_nlink, subdirs);
+			walk_path, (unsigned long)dsb->st_nlink, subdirs);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1030,7 +1077,8 @@ int main(int argc, char **argv)
 		perror("fsstress: lstat");
 		return 2;
 	}
-	walk(".", &root);
+	strcpy(walk_path, ".");
+	walk(&root);
 	for (size_t i = 0; i < ninodes; i++) {
 		if (inodes[i].names != inodes[i].nlink)
 			problem("%s: st_nlink %lu but %lu names in the tree",
