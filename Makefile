@@ -34,6 +34,8 @@ checkpatch:
 
 tests-bin:
 	$(MAKE) -C tests/progs O=$(CURDIR)/build/tests
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -o build/tests/fsbench \
+		bench/fsbench.c
 
 deps:
 	tests/install-deps.sh

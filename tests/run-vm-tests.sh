@@ -7,7 +7,7 @@
 # Kernels: the RELEASEs given, else $CASFS_KERNELS (space or comma
 # separated), else every /boot/vmlinuz-RELEASE that has headers
 # (/lib/modules/RELEASE/build), i.e. every kernel the module is built for.
-# The module loaded is kmod/build-RELEASE/casfs.ko; test programs are in
+# The module loaded is build/kbuild/RELEASE/kmod/casfs.ko; test programs are in
 # build/tests. Console logs go to $CASFS_VM_OUT (build/vm/logs).
 # tests/vm/boot.sh documents the other knobs (CASFS_FILTER, timeouts, ...).
 #
@@ -56,7 +56,7 @@ show_output() {
 
 mkdir -p "$out"
 for rel in "${releases[@]}"; do
-	ko=${CASFS_KO:-$repo/kmod/build-$rel/casfs.ko}
+	ko=${CASFS_KO:-$repo/build/kbuild/$rel/kmod/casfs.ko}
 	[[ -e $ko ]] || echo "run-vm-tests: warning: $ko not built" >&2
 	echo "== $rel: booting (log: $out/console-$rel.log)"
 	start=$SECONDS

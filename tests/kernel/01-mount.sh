@@ -42,17 +42,14 @@ chown 65534 "$cache"
 expect_mount_fail "must be owned by root" "cache=$cache"
 chown 0 "$cache"
 
-# Unsuitable filesystems: read-only, no O_TMPFILE (vfat), casfs itself.
+# Unsuitable filesystems: read-only, no O_TMPFILE (bpf), casfs itself.
 ro=$(mktemp -d /tmp/casfs-ro.XXXXXX)
 mount -t tmpfs -o ro,mode=0755 casfs-cache "$ro"
 expect_mount_fail "not writable" "cache=$ro"
 umount "$ro"
-truncate -s 8M /tmp/casfs-vfat.img
-mkfs.vfat -q /tmp/casfs-vfat.img
-mount -o loop,umask=022 /tmp/casfs-vfat.img "$ro"
+mount -t bpf -o mode=0755 casfs-cache "$ro"
 expect_mount_fail "no O_TMPFILE support" "cache=$ro"
 umount "$ro"
-rm -f /tmp/casfs-vfat.img
 mount -t casfs -o "cache=$cache" casfs "$mnt"
 expect_mount_fail "cannot be on casfs itself" "cache=$mnt"
 umount "$mnt"

@@ -7,7 +7,7 @@
 #
 # Environment:
 #   CASFS_REPO          repo top (default: the repo holding this script)
-#   CASFS_KO            module to test (default: kmod/build-RELEASE/casfs.ko)
+#   CASFS_KO            module to test (default: build/kbuild/RELEASE/kmod/casfs.ko)
 #   CASFS_BIN           test programs (default: build/tests)
 #   CASFS_FILTER        comma-separated globs on test names, e.g. '0[1-3]-*'
 #   CASFS_TEST_TIMEOUT  default per-test timeout in the guest (600 s)
@@ -34,7 +34,7 @@ shift 2
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=${CASFS_REPO:-$(cd "$here/../.." && pwd)}
-ko=${CASFS_KO:-$repo/kmod/build-$release/casfs.ko}
+ko=${CASFS_KO:-$repo/build/kbuild/$release/kmod/casfs.ko}
 bin=${CASFS_BIN:-$repo/build/tests}
 cache=${CASFS_VM_CACHE:-$repo/build/vm}
 kernel=/boot/vmlinuz-$release
@@ -84,7 +84,7 @@ cmdline=(
 # shellcheck disable=SC2054
 qemu=(
 	qemu-system-x86_64
-	-accel tcg
+	-accel "${CASFS_VM_ACCEL:-tcg,thread=single}"
 	-cpu "${CASFS_VM_CPU:-qemu64}"
 	-m "${CASFS_VM_MEM:-2048}"
 	-smp "${CASFS_VM_SMP:-2}"
