@@ -4,7 +4,7 @@
 # REPS times; the median of each is reported with the ratio casfs/tmpfs
 # (for throughput: >1 means casfs is faster; for time: <1 means faster).
 set -euo pipefail
-. "$CASFS_REPO/tests/kernel/lib.sh"
+. "$CASFS_REPO/tests/lib/guest.sh"
 FSB=$CASFS_BIN/fsbench
 REPS=${CASFS_BENCH_REPS:-3}
 NFILES=${CASFS_BENCH_NFILES:-50000}

@@ -2,7 +2,7 @@
 # Mount options, cache-directory checks, layout, show_options, remount,
 # mount/unmount cycles and rmmod after unmount.
 # timeout: 300
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib/guest.sh"
 trap casfs_cleanup EXIT
 casfs_load
 

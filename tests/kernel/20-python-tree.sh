@@ -3,7 +3,7 @@
 # (cp -al) runs and imports its standard library, because Python finds
 # its prefix from realpath(argv[0]) and hard links keep the tree intact.
 # timeout: 900
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib/guest.sh"
 casfs_setup 1g
 
 ver=$($PY -c 'import sys; print("%d.%d" % sys.version_info[:2])')

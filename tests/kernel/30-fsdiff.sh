@@ -3,7 +3,7 @@
 # operations on casfs and on tmpfs, trees compared every 1,000 operations.
 # On divergence fsdiff prints the seed and operation index.
 # timeout: 900
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib/guest.sh"
 casfs_setup
 REF=$(casfs_ref_tmpfs)
 seed=${CASFS_FSDIFF_SEED:-20261121}

@@ -3,7 +3,7 @@
 # once; then the tree must be consistent (link counts, directory nlink,
 # readable contents) and the kernel log clean (the harness checks it).
 # timeout: 900
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib/guest.sh"
 casfs_setup
 "$CASFS_BIN/fsstress" -p 6 -n 8000 -s 7 "$MNT"
 # And with two mounts of one cache racing, plus unmount afterwards.

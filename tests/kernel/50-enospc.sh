@@ -2,7 +2,7 @@
 # A full backing filesystem: ENOSPC reaches the writer, nothing already
 # written is lost, and freeing space makes casfs writable again.
 # timeout: 300
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib/guest.sh"
 casfs_setup 16m
 
 head -c $((4 << 20)) /dev/urandom > /tmp/casfs-enospc-ref

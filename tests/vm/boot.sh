@@ -14,7 +14,9 @@
 #   CASFS_VM_TIMEOUT    hard limit for the whole VM run (1500 s)
 #   CASFS_VM_MEM        guest memory in MiB (2048)
 #   CASFS_VM_SMP        guest CPUs (2)
-#   CASFS_VM_CPU        QEMU CPU model (qemu64; see tests/vm/README.md)
+#   CASFS_VM_CPU        QEMU CPU model (qemu64,+rdrand)
+#   CASFS_VM_ACCEL      QEMU -accel value (tcg,thread=single); "tcg" runs the
+#                       vCPUs on parallel host threads instead
 #   CASFS_VM_DISK_MB    if set, attach a fresh sparse raw disk of that size as
 #                       virtio-blk (/dev/vda in the guest, CASFS_DISK there)
 #   CASFS_VM_CACHE      where initramfs images are cached (build/vm)
@@ -81,11 +83,19 @@ cmdline=(
 [[ -n ${CASFS_FILTER:-} ]] && cmdline+=(casfsvm.filter="$CASFS_FILTER")
 [[ -n ${CASFS_TEST_TIMEOUT:-} ]] && cmdline+=(casfsvm.timeout="$CASFS_TEST_TIMEOUT")
 
+# Measured choices (tests/vm/README.md has the numbers):
+# - thread=single runs both vCPUs round-robin on one host thread. With one
+#   host thread per vCPU (MTTCG) on this 2-core machine, a run now and then
+#   took 2 to 3 times as long (vCPUs spinning on a lock whose holder's thread
+#   was descheduled), and that risks false soft-lockup/RCU-stall reports.
+# - qemu64 runs user space faster than "max" (whose AVX2 paths glibc picks
+#   are slow to emulate); +rdrand lets the kernel seed its RNG at boot, or
+#   the first getrandom() (python3's start, for one) waits seconds for it.
 # shellcheck disable=SC2054
 qemu=(
 	qemu-system-x86_64
 	-accel "${CASFS_VM_ACCEL:-tcg,thread=single}"
-	-cpu "${CASFS_VM_CPU:-qemu64}"
+	-cpu "${CASFS_VM_CPU:-qemu64,+rdrand}"
 	-m "${CASFS_VM_MEM:-2048}"
 	-smp "${CASFS_VM_SMP:-2}"
 	-nographic -no-reboot
