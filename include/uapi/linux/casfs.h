@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * casfs - the interface between casfs.ko and userspace (casfs-helper,
+ * casfsctl, build tools). Shared verbatim by kernel and userspace.
+ *
+ * Two channels:
+ *
+ *  1. Generic netlink family CASFS_GENL_NAME, for the helper daemon and
+ *     for statistics. Only small control messages travel here; blob bytes
+ *     go through the cache directory (DIR/blobs/<sha256 hex>).
+ *
+ *       helper                          kernel
+ *       REGISTER {VERSION}      ---->   (CAP_SYS_ADMIN) becomes the one
+ *                               <----   reply REGISTER {VERSION}
+ *                               <----   FETCH {REQ_ID, DIGEST, SIZE} for
+ *                                       every pending request, then one
+ *                                       FETCH per new cache miss
+ *       DONE {REQ_ID, STATUS}   ---->   (CAP_SYS_ADMIN) STATUS 0: the blob
+ *                                       is in DIR/blobs/; else a negative
+ *                                       errno, and waiting readers get EIO
+ *       GET_STATS               ---->   (anyone)
+ *                               <----   reply GET_STATS {STAT_*}
+ *
+ *     The helper's socket closing unregisters it; pending requests stay
+ *     pending (bounded by each mount's timeout=) so that a restarted
+ *     helper picks them up on REGISTER.
+ *
+ *  2. ioctls on casfs files and directories (CASFS_IOC_*), for staging
+ *     CAS-backed files. Structures are fixed-size, 64-bit aligned, with
+ *     explicit padding that must be zero.
+ *
+ * A file's digest is readable by anyone who can stat it, never settable,
+ * through two extended attributes that listxattr does not list:
+ *   CASFS_XATTR_SHA256      the raw 32-byte sha256 (what Bazel's
+ *                           --unix_digest_hash_attribute_name reads)
+ *   CASFS_XATTR_SHA256_HEX  "<64 lowercase hex>:<size in decimal>"
+ */
+#ifndef _UAPI_LINUX_CASFS_H
+#define _UAPI_LINUX_CASFS_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+
+#define CASFS_GENL_NAME		"casfs"
+#define CASFS_GENL_VERSION	1	/* genl family version */
+#define CASFS_PROTO_VERSION	1	/* REGISTER's VERSION attribute */
+
+#define CASFS_SHA256_LEN	32
+#define CASFS_MAX_BLOB_SIZE	(1ULL << 40)	/* 1 TiB: larger is refused */
+
+enum casfs_genl_cmd {
+	CASFS_CMD_UNSPEC,
+	CASFS_CMD_REGISTER,	/* helper -> kernel, and the reply */
+	CASFS_CMD_FETCH,	/* kernel -> helper: please fetch a blob */
+	CASFS_CMD_DONE,		/* helper -> kernel: fetch finished */
+	CASFS_CMD_GET_STATS,	/* anyone -> kernel, and the reply */
+	__CASFS_CMD_MAX,
+};
+#define CASFS_CMD_MAX (__CASFS_CMD_MAX - 1)
+
+enum casfs_genl_attr {
+	CASFS_A_UNSPEC,
+	CASFS_A_VERSION,	/* u32: CASFS_PROTO_VERSION */
+	CASFS_A_REQ_ID,		/* u32: request id, cyclic, never 0 */
+	CASFS_A_DIGEST,		/* binary, exactly CASFS_SHA256_LEN bytes */
+	CASFS_A_SIZE,		/* u64: blob size in bytes */
+	CASFS_A_STATUS,		/* s32: 0 or a negative errno */
+	CASFS_A_STAT_MISSES,	/* u64: reads that found no blob */
+	CASFS_A_STAT_FETCHES,	/* u64: FETCH requests sent */
+	CASFS_A_STAT_FETCH_BYTES, /* u64: bytes of blobs fetched */
+	CASFS_A_STAT_ERRORS,	/* u64: requests that ended in an error */
+	CASFS_A_STAT_TIMEOUTS,	/* u64: waits that timed out */
+	CASFS_A_STAT_PENDING,	/* u64: requests in flight now */
+	CASFS_A_STAT_HELPER,	/* u32: 1 if a helper is registered */
+	CASFS_A_PAD,		/* for 64-bit attribute alignment */
+	__CASFS_A_MAX,
+};
+#define CASFS_A_MAX (__CASFS_A_MAX - 1)
+
+/* Digest xattrs (read-only, unlisted). */
+#define CASFS_XATTR_SHA256	"user.casfs.sha256"
+#define CASFS_XATTR_SHA256_HEX	"user.casfs.sha256hex"
+
+/*
+ * CASFS_IOC_STAGE, on a directory fd: create up to CASFS_STAGE_MAX_ENTRIES
+ * CAS-backed regular files in that directory in one call, all or nothing.
+ *
+ * Each entry names its file by (name_off, name_len) into the caller's
+ * name buffer. Names must not be empty, ".", "..", contain '/' or NUL, or
+ * be longer than 255 bytes; no two entries may share a name, and no name
+ * may exist in the directory. mode holds permission bits only (07777).
+ * size is at most CASFS_MAX_BLOB_SIZE. A bad entry fails the whole call
+ * with EINVAL (EEXIST for an existing name), reports its index in
+ * bad_index, and creates nothing.
+ */
+#define CASFS_STAGE_MAX_ENTRIES	65536
+#define CASFS_STAGE_MAX_NAMES	(16U << 20)	/* bytes of names per call */
+
+struct casfs_stage_entry {
+	__u8	sha256[CASFS_SHA256_LEN];
+	__u64	size;
+	__u32	mode;
+	__u32	name_off;
+	__u32	name_len;
+	__u32	reserved;	/* must be 0 */
+};
+
+struct casfs_stage {
+	__u64	entries;	/* user pointer to struct casfs_stage_entry[] */
+	__u64	names;		/* user pointer to the name buffer */
+	__u32	count;		/* number of entries */
+	__u32	names_len;	/* bytes in the name buffer */
+	__u32	flags;		/* must be 0 */
+	__u32	bad_index;	/* out: index of the failing entry, or ~0 */
+};
+
+/*
+ * CASFS_IOC_STATE, on a regular file: is it CAS-backed, and is its blob
+ * present in the cache? Never fetches.
+ */
+#define CASFS_STATE_CAS		0x1	/* has a digest, bytes in the CAS */
+#define CASFS_STATE_PRESENT	0x2	/* its blob is in the cache now */
+#define CASFS_STATE_LOCAL	0x4	/* written locally (copied up) */
+
+struct casfs_state {
+	__u8	sha256[CASFS_SHA256_LEN];	/* zero for local files */
+	__u64	size;
+	__u32	flags;		/* CASFS_STATE_* */
+	__u32	reserved;
+};
+
+#define CASFS_IOC_MAGIC		0xCA
+#define CASFS_IOC_STAGE		_IOWR(CASFS_IOC_MAGIC, 1, struct casfs_stage)
+#define CASFS_IOC_STATE		_IOR(CASFS_IOC_MAGIC, 2, struct casfs_state)
+
+/* Cache layout, relative to the mount's cache= directory. */
+#define CASFS_CACHE_BLOBS_DIR	"blobs"	/* blobs/<64 lowercase hex> */
+#define CASFS_CACHE_TMP_DIR	"tmp"	/* helper's staging area */
+
+#endif /* _UAPI_LINUX_CASFS_H */
