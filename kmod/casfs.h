@@ -9,6 +9,9 @@
  *   namei.c  directory operations (the dcache is the namespace)
  *   file.c   regular-file I/O forwarded to the backing file
  *   xattr.c  casfs's own bounded extended attribute store
+ *   cas.c    CAS-backed files: staging, blobs, copy-up, digests
+ *   fetch.c  the table of blob fetches in flight
+ *   netlink.c the generic netlink channel to casfs-helper
  */
 #ifndef CASFS_H
 #define CASFS_H
@@ -22,6 +25,7 @@
 #include <linux/path.h>
 
 #include "compat.h"
+#include "../include/uapi/linux/casfs.h"
 
 #define CASFS_MAGIC		0x43415346	/* "CASF" */
 
@@ -39,6 +43,7 @@ struct casfs_mount_opts {
 	umode_t root_mode;	/* mode= */
 	kuid_t root_uid;	/* uid= */
 	kgid_t root_gid;	/* gid= */
+	unsigned int timeout;	/* timeout=: seconds a read waits for a fetch */
 };
 
 struct casfs_sb_info {
@@ -67,6 +72,18 @@ struct casfs_inode_info {
 	 */
 	struct file *backing;
 	struct mutex backing_lock;	/* serialises creating backing */
+
+	/*
+	 * CAS state (cas.c). While cas is set the file's bytes are the blob
+	 * sha256; copy-up sets backing, then clears cas (under backing_lock).
+	 * For local files sha256 caches the computed digest: valid while
+	 * digest_seq == data_seq + 1; every data change bumps data_seq.
+	 */
+	bool cas;
+	bool mapped_writable;	/* ever mmapped shared-writable */
+	u8 sha256[CASFS_SHA256_LEN];
+	atomic_t data_seq;
+	int digest_seq;
 
 	/* xattrs: names and values, bounded; protected by xattr_lock. */
 	spinlock_t xattr_lock;
@@ -112,12 +129,45 @@ extern const struct inode_operations casfs_symlink_inode_operations;
 
 /* namei.c */
 extern const struct inode_operations casfs_dir_inode_operations;
+extern const struct file_operations casfs_dir_operations;
 
 /* file.c */
 extern const struct file_operations casfs_file_operations;
 void casfs_init_file_inode(struct inode *inode);
 struct file *casfs_get_backing(struct inode *inode);
 int casfs_truncate_backing(struct inode *inode, loff_t size);
+
+/* cas.c */
+int casfs_cas_init(void);
+void casfs_cas_exit(void);
+struct file *casfs_cas_blob(struct inode *inode);
+bool casfs_cas_present(struct inode *inode);
+int casfs_cas_copy_up(struct inode *inode, bool keep_data);
+int casfs_digest_xattr_get(struct inode *inode, const char *name,
+			   void *buffer, size_t size);
+long casfs_ioc_stage(struct file *file, struct casfs_stage __user *uarg);
+long casfs_ioc_state(struct file *file, struct casfs_state __user *uarg);
+
+/* fetch.c */
+struct casfs_stats {
+	atomic64_t misses;
+	atomic64_t fetches;
+	atomic64_t fetch_bytes;
+	atomic64_t errors;
+	atomic64_t timeouts;
+};
+
+extern struct casfs_stats casfs_stats;
+int casfs_fetch_wait(const u8 *sha256, u64 size, unsigned long timeout);
+int casfs_fetch_done(u32 id, int status);
+void casfs_fetch_resend_all(void);
+unsigned int casfs_fetch_pending_count(void);
+void casfs_fetch_exit(void);
+
+/* netlink.c */
+int casfs_nl_init(void);
+void casfs_nl_exit(void);
+void casfs_nl_send_fetch(u32 id, const u8 *sha256, u64 size);
 
 /* xattr.c */
 extern const struct xattr_handler *CASFS_XATTR_HANDLERS_CONST

@@ -14,8 +14,17 @@
  * already checked against the casfs inode, and the backing file is
  * private to casfs.
  *
- * Lock order: casfs inode_lock -> backing filesystem locks. The casfs
- * inode lock serialises writers so that i_size follows the backing file.
+ * A CAS-backed file (cas.c) has no backing file until it is written:
+ * opening it for reading neither fetches nor opens anything, and the first
+ * data access opens its blob (fetching it if needed) and keeps it as the
+ * open file's real file. Opening it for writing copies it up first. An
+ * open file whose inode was copied up after it was opened still holds the
+ * blob; each call then uses a temporary open of the new local backing
+ * file, so every name and every open file sees the written data.
+ *
+ * Lock order: casfs inode_lock -> backing_lock -> backing filesystem
+ * locks. The casfs inode lock serialises writers so that i_size follows
+ * the backing file.
  */
 #include <linux/fs.h>
 #include <linux/file.h>
@@ -66,6 +75,12 @@ int casfs_truncate_backing(struct inode *inode, loff_t size)
 	struct file *backing;
 	int err;
 
+	if (READ_ONCE(CASFS_I(inode)->cas)) {
+		err = casfs_cas_copy_up(inode, size != 0);
+		if (err)
+			return err;
+	}
+	atomic_inc(&CASFS_I(inode)->data_seq);
 	/* Pairs with the release in casfs_get_backing(). */
 	backing = smp_load_acquire(&CASFS_I(inode)->backing);
 	if (!backing) {
@@ -81,27 +96,98 @@ int casfs_truncate_backing(struct inode *inode, loff_t size)
 	return err;
 }
 
-static struct file *casfs_real(struct file *file)
+/* The file an I/O call forwards to, and whether the call must fput it. */
+struct casfs_real {
+	struct file *file;
+	bool temp;
+};
+
+static struct casfs_sb_info *casfs_file_sbi(struct file *file)
 {
-	return file->private_data;
+	return CASFS_SB(file_inode(file)->i_sb);
 }
 
-static int casfs_open(struct inode *inode, struct file *file)
+static struct file *casfs_open_real(struct file *file, struct file *backing)
 {
-	struct casfs_sb_info *sbi = CASFS_SB(inode->i_sb);
-	struct file *backing, *real;
+	struct casfs_sb_info *sbi = casfs_file_sbi(file);
 	const struct cred *old_cred;
+	struct file *real;
 	int flags;
-
-	backing = casfs_get_backing(inode);
-	if (IS_ERR(backing))
-		return PTR_ERR(backing);
 
 	/* Open-time only flags were handled on the casfs file already. */
 	flags = file->f_flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC);
 	old_cred = override_creds(sbi->creator_cred);
 	real = dentry_open(&backing->f_path, flags, sbi->creator_cred);
 	revert_creds(old_cred);
+	return real;
+}
+
+/*
+ * Find the real file for one I/O call on @file: its own (local backing
+ * or blob), the blob opened now on first access of a CAS-backed file
+ * (this may fetch), or a temporary open of the local backing file if the
+ * inode was copied up since @file was opened.
+ */
+static int casfs_real_get(struct file *file, struct casfs_real *r)
+{
+	struct inode *inode = file_inode(file);
+	struct casfs_inode_info *ci = CASFS_I(inode);
+	struct file *real = READ_ONCE(file->private_data);
+	/* Pairs with the release in casfs_get_backing()/copy-up. */
+	struct file *backing = smp_load_acquire(&ci->backing);
+	struct file *blob;
+
+	r->temp = false;
+	if (real && (!backing || file_inode(real) == file_inode(backing))) {
+		r->file = real;
+		return 0;
+	}
+	if (!backing) {
+		/* First data access of a CAS-backed file. */
+		blob = casfs_cas_blob(inode);
+		if (IS_ERR(blob))
+			return PTR_ERR(blob);
+		/* private_data only ever goes from NULL to a file. */
+		if (cmpxchg(&file->private_data, NULL, blob))
+			fput(blob);
+		r->file = file->private_data;
+		return 0;
+	}
+	real = casfs_open_real(file, backing);
+	if (IS_ERR(real))
+		return PTR_ERR(real);
+	r->file = real;
+	r->temp = true;
+	return 0;
+}
+
+static void casfs_real_put(struct casfs_real *r)
+{
+	if (r->temp)
+		fput(r->file);
+}
+
+static int casfs_open(struct inode *inode, struct file *file)
+{
+	struct casfs_inode_info *ci = CASFS_I(inode);
+	struct file *backing, *real;
+	int err;
+
+	if (READ_ONCE(ci->cas)) {
+		if (!(file->f_mode & FMODE_WRITE)) {
+			/* Never fetch at open: the first access will. */
+			file->private_data = NULL;
+			return 0;
+		}
+		err = casfs_cas_copy_up(inode, !(file->f_flags & O_TRUNC));
+		if (err)
+			return err;
+	}
+
+	backing = casfs_get_backing(inode);
+	if (IS_ERR(backing))
+		return PTR_ERR(backing);
+	real = casfs_open_real(file, backing);
 	if (IS_ERR(real))
 		return PTR_ERR(real);
 	file->private_data = real;
@@ -110,7 +196,8 @@ static int casfs_open(struct inode *inode, struct file *file)
 
 static int casfs_release(struct inode *inode, struct file *file)
 {
-	fput(casfs_real(file));
+	if (file->private_data)
+		fput(file->private_data);
 	return 0;
 }
 
@@ -155,12 +242,14 @@ static rwf_t casfs_iocb_to_rwf(int ifl)
 
 /*
  * After the backing file changed size or contents, mirror its size into
- * the casfs inode and move mtime/ctime. Caller holds the inode lock.
+ * the casfs inode, move mtime/ctime and forget the cached digest. Caller
+ * holds the inode lock.
  */
 static void casfs_after_write(struct inode *inode, struct file *real)
 {
 	i_size_write(inode, i_size_read(file_inode(real)));
 	casfs_touch_mctime(inode);
+	atomic_inc(&CASFS_I(inode)->data_seq);
 }
 
 /*
@@ -171,19 +260,23 @@ static void casfs_after_write(struct inode *inode, struct file *real)
 static ssize_t casfs_read_iter(struct kiocb *iocb, struct iov_iter *to)
 {
 	struct file *file = iocb->ki_filp;
-	struct file *real = casfs_real(file);
 	const struct cred *old_cred;
+	struct casfs_real r;
 	ssize_t ret;
 
 	if (!iov_iter_count(to))
 		return 0;
-	ret = casfs_sync_flags(file, real);
+	ret = casfs_real_get(file, &r);
 	if (ret)
 		return ret;
-	old_cred = override_creds(CASFS_SB(file_inode(file)->i_sb)->creator_cred);
-	ret = vfs_iter_read(real, to, &iocb->ki_pos,
-			    casfs_iocb_to_rwf(iocb->ki_flags));
-	revert_creds(old_cred);
+	ret = casfs_sync_flags(file, r.file);
+	if (!ret) {
+		old_cred = override_creds(casfs_file_sbi(file)->creator_cred);
+		ret = vfs_iter_read(r.file, to, &iocb->ki_pos,
+				    casfs_iocb_to_rwf(iocb->ki_flags));
+		revert_creds(old_cred);
+	}
+	casfs_real_put(&r);
 	return ret;
 }
 
@@ -191,28 +284,33 @@ static ssize_t casfs_write_iter(struct kiocb *iocb, struct iov_iter *from)
 {
 	struct file *file = iocb->ki_filp;
 	struct inode *inode = file_inode(file);
-	struct file *real = casfs_real(file);
 	const struct cred *old_cred;
+	struct casfs_real r;
 	ssize_t ret;
 
 	if (!iov_iter_count(from))
 		return 0;
 
 	inode_lock(inode);
-	ret = casfs_sync_flags(file, real);
+	ret = casfs_real_get(file, &r);
 	if (ret)
 		goto out_unlock;
+	ret = casfs_sync_flags(file, r.file);
+	if (ret)
+		goto out_put;
 	/* Writing clears setuid/setgid and file capabilities, as anywhere. */
 	ret = file_remove_privs(file);
 	if (ret)
-		goto out_unlock;
+		goto out_put;
 
-	old_cred = override_creds(CASFS_SB(inode->i_sb)->creator_cred);
-	ret = casfs_real_iter_write(real, from, &iocb->ki_pos,
+	old_cred = override_creds(casfs_file_sbi(file)->creator_cred);
+	ret = casfs_real_iter_write(r.file, from, &iocb->ki_pos,
 				    casfs_iocb_to_rwf(iocb->ki_flags));
 	revert_creds(old_cred);
 	if (ret > 0)
-		casfs_after_write(inode, real);
+		casfs_after_write(inode, r.file);
+out_put:
+	casfs_real_put(&r);
 out_unlock:
 	inode_unlock(inode);
 	return ret;
@@ -222,13 +320,17 @@ static ssize_t casfs_splice_read(struct file *file, loff_t *ppos,
 				 struct pipe_inode_info *pipe, size_t len,
 				 unsigned int flags)
 {
-	struct file *real = casfs_real(file);
 	const struct cred *old_cred;
+	struct casfs_real r;
 	ssize_t ret;
 
-	old_cred = override_creds(CASFS_SB(file_inode(file)->i_sb)->creator_cred);
-	ret = casfs_real_splice_read(real, ppos, pipe, len, flags);
+	ret = casfs_real_get(file, &r);
+	if (ret)
+		return ret;
+	old_cred = override_creds(casfs_file_sbi(file)->creator_cred);
+	ret = casfs_real_splice_read(r.file, ppos, pipe, len, flags);
 	revert_creds(old_cred);
+	casfs_real_put(&r);
 	return ret;
 }
 
@@ -243,62 +345,88 @@ static ssize_t casfs_splice_write(struct pipe_inode_info *pipe,
 				  unsigned int flags)
 {
 	struct inode *inode = file_inode(file);
-	struct file *real = casfs_real(file);
 	const struct cred *old_cred;
+	struct casfs_real r;
 	ssize_t ret;
 
 	inode_lock(inode);
-	ret = casfs_sync_flags(file, real);
+	ret = casfs_real_get(file, &r);
 	if (ret)
 		goto out_unlock;
-	ret = file_remove_privs(file);
+	ret = casfs_sync_flags(file, r.file);
+	if (!ret)
+		ret = file_remove_privs(file);
 	if (ret)
-		goto out_unlock;
+		goto out_put;
 
-	old_cred = override_creds(CASFS_SB(inode->i_sb)->creator_cred);
-	file_start_write(real);
-	if (real->f_op->splice_write)
-		ret = real->f_op->splice_write(pipe, real, ppos, len, flags);
+	old_cred = override_creds(casfs_file_sbi(file)->creator_cred);
+	file_start_write(r.file);
+	if (r.file->f_op->splice_write)
+		ret = r.file->f_op->splice_write(pipe, r.file, ppos, len, flags);
 	else
 		ret = -EINVAL;
-	file_end_write(real);
+	file_end_write(r.file);
 	revert_creds(old_cred);
 	if (ret > 0)
-		casfs_after_write(inode, real);
+		casfs_after_write(inode, r.file);
+out_put:
+	casfs_real_put(&r);
 out_unlock:
 	inode_unlock(inode);
 	return ret;
 }
 
+/*
+ * The mapping is the real file's: faults never enter casfs. A CAS-backed
+ * file is fetched here, at mmap() time, not at the first fault.
+ */
 static int casfs_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	struct file *real = casfs_real(file);
 	const struct cred *old_cred;
+	struct casfs_real r;
 	int ret;
 
-	if (!real->f_op->mmap)
-		return -ENODEV;
 	if (WARN_ON_ONCE(file != vma->vm_file))
 		return -EIO;
+	ret = casfs_real_get(file, &r);
+	if (ret)
+		return ret;
+	if (!r.file->f_op->mmap) {
+		casfs_real_put(&r);
+		return -ENODEV;
+	}
+	if ((vma->vm_flags & VM_SHARED) && (vma->vm_flags & VM_MAYWRITE))
+		WRITE_ONCE(CASFS_I(file_inode(file))->mapped_writable, true);
 
-	/* The mapping is the backing file's: faults never enter casfs. */
-	vma_set_file(vma, real);
-	old_cred = override_creds(CASFS_SB(file_inode(file)->i_sb)->creator_cred);
-	ret = call_mmap(real, vma);
+	vma_set_file(vma, r.file);	/* takes its own reference */
+	old_cred = override_creds(casfs_file_sbi(file)->creator_cred);
+	ret = call_mmap(r.file, vma);
 	revert_creds(old_cred);
+	casfs_real_put(&r);
 	return ret;
 }
 
 static int casfs_fsync(struct file *file, loff_t start, loff_t end,
 		       int datasync)
 {
-	struct file *real = casfs_real(file);
 	const struct cred *old_cred;
+	struct casfs_real r;
 	int ret;
 
-	old_cred = override_creds(CASFS_SB(file_inode(file)->i_sb)->creator_cred);
-	ret = vfs_fsync_range(real, start, end, datasync);
+	/*
+	 * A CAS-backed file never accessed has nothing to sync. The acquire
+	 * pairs with the release that publishes a backing file.
+	 */
+	if (!READ_ONCE(file->private_data) &&
+	    !smp_load_acquire(&CASFS_I(file_inode(file))->backing))
+		return 0;
+	ret = casfs_real_get(file, &r);
+	if (ret)
+		return ret;
+	old_cred = override_creds(casfs_file_sbi(file)->creator_cred);
+	ret = vfs_fsync_range(r.file, start, end, datasync);
 	revert_creds(old_cred);
+	casfs_real_put(&r);
 	return ret;
 }
 
@@ -306,74 +434,102 @@ static long casfs_fallocate(struct file *file, int mode, loff_t offset,
 			    loff_t len)
 {
 	struct inode *inode = file_inode(file);
-	struct file *real = casfs_real(file);
 	const struct cred *old_cred;
+	struct casfs_real r;
 	long ret;
 
 	inode_lock(inode);
-	ret = file_remove_privs(file);
+	ret = casfs_real_get(file, &r);
 	if (ret)
 		goto out_unlock;
-	old_cred = override_creds(CASFS_SB(inode->i_sb)->creator_cred);
-	ret = vfs_fallocate(real, mode, offset, len);
-	revert_creds(old_cred);
-	if (!ret)
-		casfs_after_write(inode, real);
+	ret = file_remove_privs(file);
+	if (!ret) {
+		old_cred = override_creds(casfs_file_sbi(file)->creator_cred);
+		ret = vfs_fallocate(r.file, mode, offset, len);
+		revert_creds(old_cred);
+		if (!ret)
+			casfs_after_write(inode, r.file);
+	}
+	casfs_real_put(&r);
 out_unlock:
 	inode_unlock(inode);
 	return ret;
 }
 
 /*
- * SEEK_SET/CUR/END need only i_size; SEEK_DATA/SEEK_HOLE ask the backing
- * file where its holes are. The backing file's own f_pos is never used
+ * SEEK_SET/CUR/END need only i_size; SEEK_DATA/SEEK_HOLE ask the real
+ * file where its holes are. The real file's own f_pos is never used
  * (every forwarded call passes an explicit position), so the seek on it
  * is only a question.
  */
 static loff_t casfs_llseek(struct file *file, loff_t offset, int whence)
 {
-	struct file *real = casfs_real(file);
 	const struct cred *old_cred;
+	struct casfs_real r;
 	loff_t pos;
+	int err;
 
 	if (whence != SEEK_DATA && whence != SEEK_HOLE)
 		return generic_file_llseek(file, offset, whence);
 
-	old_cred = override_creds(CASFS_SB(file_inode(file)->i_sb)->creator_cred);
-	pos = vfs_llseek(real, offset, whence);
+	err = casfs_real_get(file, &r);
+	if (err)
+		return err;
+	old_cred = override_creds(casfs_file_sbi(file)->creator_cred);
+	pos = vfs_llseek(r.file, offset, whence);
 	revert_creds(old_cred);
+	casfs_real_put(&r);
 	if (pos < 0)
 		return pos;
 	return vfs_setpos(file, pos, file_inode(file)->i_sb->s_maxbytes);
 }
 
 /*
- * Copies between two casfs files become a copy between their backing
- * files, which the backing filesystem may do by reflink or in-kernel
- * splice. The VFS only calls this when both files are casfs files.
+ * Copies between two casfs files become a copy between their real files,
+ * which the backing filesystem may do by reflink or in-kernel splice. The
+ * VFS only calls this when both files are casfs files.
  */
 static ssize_t casfs_copy_file_range(struct file *file_in, loff_t pos_in,
 				     struct file *file_out, loff_t pos_out,
 				     size_t len, unsigned int flags)
 {
 	struct inode *inode_out = file_inode(file_out);
-	struct file *real_in = casfs_real(file_in);
-	struct file *real_out = casfs_real(file_out);
+	struct casfs_real in, out;
 	const struct cred *old_cred;
 	ssize_t ret;
 
+	ret = casfs_real_get(file_in, &in);
+	if (ret)
+		return ret;
 	inode_lock(inode_out);
-	ret = file_remove_privs(file_out);
+	ret = casfs_real_get(file_out, &out);
 	if (ret)
 		goto out_unlock;
-	old_cred = override_creds(CASFS_SB(inode_out->i_sb)->creator_cred);
-	ret = vfs_copy_file_range(real_in, pos_in, real_out, pos_out, len, 0);
-	revert_creds(old_cred);
-	if (ret > 0)
-		casfs_after_write(inode_out, real_out);
+	ret = file_remove_privs(file_out);
+	if (!ret) {
+		old_cred = override_creds(casfs_file_sbi(file_out)->creator_cred);
+		ret = vfs_copy_file_range(in.file, pos_in, out.file, pos_out,
+					  len, 0);
+		revert_creds(old_cred);
+		if (ret > 0)
+			casfs_after_write(inode_out, out.file);
+	}
+	casfs_real_put(&out);
 out_unlock:
 	inode_unlock(inode_out);
+	casfs_real_put(&in);
 	return ret;
+}
+
+static long casfs_file_ioctl(struct file *file, unsigned int cmd,
+			     unsigned long arg)
+{
+	switch (cmd) {
+	case CASFS_IOC_STATE:
+		return casfs_ioc_state(file, (void __user *)arg);
+	default:
+		return -ENOTTY;
+	}
 }
 
 const struct file_operations casfs_file_operations = {
@@ -388,6 +544,8 @@ const struct file_operations casfs_file_operations = {
 	.fsync		= casfs_fsync,
 	.fallocate	= casfs_fallocate,
 	.copy_file_range = casfs_copy_file_range,
+	.unlocked_ioctl	= casfs_file_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
 };
 
 void casfs_init_file_inode(struct inode *inode)

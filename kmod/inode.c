@@ -55,6 +55,10 @@ struct inode *casfs_alloc_inode(struct super_block *sb)
 	INIT_LIST_HEAD(&ci->xattrs);
 	ci->xattr_count = 0;
 	ci->xattr_bytes = 0;
+	ci->cas = false;
+	ci->mapped_writable = false;
+	atomic_set(&ci->data_seq, 0);
+	ci->digest_seq = 0;
 	return &ci->vfs_inode;
 }
 
@@ -97,7 +101,7 @@ struct inode *casfs_new_inode(struct super_block *sb, const struct inode *dir,
 		break;
 	case S_IFDIR:
 		inode->i_op = &casfs_dir_inode_operations;
-		inode->i_fop = &simple_dir_operations;
+		inode->i_fop = &casfs_dir_operations;
 		/* "." and the parent's entry; the parent bumps its own. */
 		inc_nlink(inode);
 		break;
@@ -143,9 +147,19 @@ int casfs_getattr(casfs_idmap_t *idmap, const struct path *path,
 	struct file *backing = READ_ONCE(CASFS_I(inode)->backing);
 
 	casfs_generic_fillattr(idmap, request_mask, inode, stat);
-	/* Space used is what the backing file really holds (holes stay holes). */
-	if (S_ISREG(inode->i_mode))
-		stat->blocks = backing ? file_inode(backing)->i_blocks : 0;
+	/*
+	 * Space used is what the backing file really holds (holes stay
+	 * holes). A CAS-backed file counts as fully allocated: its bytes
+	 * exist, only elsewhere, and tools must not take it for a hole.
+	 */
+	if (S_ISREG(inode->i_mode)) {
+		if (backing)
+			stat->blocks = file_inode(backing)->i_blocks;
+		else if (READ_ONCE(CASFS_I(inode)->cas))
+			stat->blocks = DIV_ROUND_UP(i_size_read(inode), 512);
+		else
+			stat->blocks = 0;
+	}
 	return 0;
 }
 

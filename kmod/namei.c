@@ -83,6 +83,29 @@ static int casfs_tmpfile(casfs_idmap_t *idmap, struct inode *dir,
 	return finish_open_simple(file, 0);
 }
 
+static long casfs_dir_ioctl(struct file *file, unsigned int cmd,
+			    unsigned long arg)
+{
+	switch (cmd) {
+	case CASFS_IOC_STAGE:
+		return casfs_ioc_stage(file, (void __user *)arg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+/* libfs's simple_dir_operations, plus the staging ioctl. */
+const struct file_operations casfs_dir_operations = {
+	.open		= dcache_dir_open,
+	.release	= dcache_dir_close,
+	.llseek		= dcache_dir_lseek,
+	.read		= generic_read_dir,
+	.iterate_shared	= dcache_readdir,
+	.fsync		= noop_fsync,
+	.unlocked_ioctl	= casfs_dir_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+};
+
 const struct inode_operations casfs_dir_inode_operations = {
 	.create		= casfs_create,
 	.lookup		= simple_lookup,

@@ -24,13 +24,18 @@ enum casfs_param {
 	CASFS_OPT_MODE,
 	CASFS_OPT_UID,
 	CASFS_OPT_GID,
+	CASFS_OPT_TIMEOUT,
 };
+
+#define CASFS_DEFAULT_TIMEOUT	60	/* seconds */
+#define CASFS_MAX_TIMEOUT	86400
 
 static const struct fs_parameter_spec casfs_fs_parameters[] = {
 	fsparam_string("cache", CASFS_OPT_CACHE),
 	fsparam_u32oct("mode", CASFS_OPT_MODE),
 	fsparam_u32("uid", CASFS_OPT_UID),
 	fsparam_u32("gid", CASFS_OPT_GID),
+	fsparam_u32("timeout", CASFS_OPT_TIMEOUT),
 	{}
 };
 
@@ -75,6 +80,12 @@ static int casfs_parse_param(struct fs_context *fc, struct fs_parameter *param)
 			return invalfc(fc, "gid=%u: not mapped", result.uint_32);
 		opts->root_gid = gid;
 		break;
+	case CASFS_OPT_TIMEOUT:
+		if (!result.uint_32 || result.uint_32 > CASFS_MAX_TIMEOUT)
+			return invalfc(fc, "timeout=%u: must be 1 to %u seconds",
+				       result.uint_32, CASFS_MAX_TIMEOUT);
+		opts->timeout = result.uint_32;
+		break;
 	}
 	return 0;
 }
@@ -97,6 +108,8 @@ static int casfs_show_options(struct seq_file *m, struct dentry *root)
 	if (!gid_eq(sbi->opts.root_gid, GLOBAL_ROOT_GID))
 		seq_printf(m, ",gid=%u",
 			   from_kgid_munged(&init_user_ns, sbi->opts.root_gid));
+	if (sbi->opts.timeout != CASFS_DEFAULT_TIMEOUT)
+		seq_printf(m, ",timeout=%u", sbi->opts.timeout);
 	return 0;
 }
 
@@ -170,6 +183,7 @@ static int casfs_reconfigure(struct fs_context *fc)
 	sync_filesystem(fc->root->d_sb);
 	if (opts->cache && strcmp(opts->cache, sbi->opts.cache))
 		return invalfc(fc, "cache= cannot change on remount");
+	sbi->opts.timeout = opts->timeout;
 	return 0;
 }
 
@@ -199,6 +213,7 @@ static int casfs_init_fs_context(struct fs_context *fc)
 	opts->root_mode = CASFS_DEFAULT_ROOT_MODE;
 	opts->root_uid = GLOBAL_ROOT_UID;
 	opts->root_gid = GLOBAL_ROOT_GID;
+	opts->timeout = CASFS_DEFAULT_TIMEOUT;
 	fc->fs_private = opts;
 	fc->ops = &casfs_context_ops;
 	return 0;
@@ -230,19 +245,36 @@ static int __init casfs_init(void)
 {
 	int err;
 
-	err = casfs_inode_cache_init();
+	err = casfs_cas_init();
 	if (err)
 		return err;
+	err = casfs_inode_cache_init();
+	if (err)
+		goto out_cas;
+	err = casfs_nl_init();
+	if (err)
+		goto out_inodes;
 	err = register_filesystem(&casfs_fs_type);
 	if (err)
-		casfs_inode_cache_destroy();
+		goto out_nl;
+	return 0;
+
+out_nl:
+	casfs_nl_exit();
+out_inodes:
+	casfs_inode_cache_destroy();
+out_cas:
+	casfs_cas_exit();
 	return err;
 }
 
 static void __exit casfs_exit(void)
 {
 	unregister_filesystem(&casfs_fs_type);
+	casfs_nl_exit();
+	casfs_fetch_exit();
 	casfs_inode_cache_destroy();
+	casfs_cas_exit();
 }
 
 module_init(casfs_init);

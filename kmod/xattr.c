@@ -13,6 +13,9 @@
  * trusted.* (CAP_SYS_ADMIN, enforced by the VFS for get/set and here for
  * listing) and security.*. Anything else is EOPNOTSUPP.
  *
+ * user.casfs.* is reserved: its names are the read-only digest
+ * attributes (cas.c), never stored and never listed.
+ *
  * Setters run under the inode lock (the VFS takes it); readers take only
  * xattr_lock, so lookups never allocate under the spinlock.
  */
@@ -66,6 +69,9 @@ static int casfs_xattr_get(const struct xattr_handler *handler,
 	struct casfs_xattr *xa;
 	int ret;
 
+	if (!strncmp(name, CASFS_XATTR_PREFIX, sizeof(CASFS_XATTR_PREFIX) - 1))
+		return casfs_digest_xattr_get(inode, name, buffer, size);
+
 	spin_lock(&ci->xattr_lock);
 	xa = casfs_xattr_find(ci, name);
 	if (!xa) {
@@ -92,6 +98,10 @@ static int casfs_xattr_set(const struct xattr_handler *handler,
 	struct casfs_xattr *old, *new = NULL;
 	size_t bytes;
 	int ret = 0;
+
+	/* user.casfs.* is casfs's own, read-only namespace (digests). */
+	if (!strncmp(name, CASFS_XATTR_PREFIX, sizeof(CASFS_XATTR_PREFIX) - 1))
+		return -EPERM;
 
 	if (value) {
 		new = kmalloc(struct_size(new, value, size), GFP_KERNEL);

@@ -108,6 +108,13 @@ for k in $kept; do
 	mount --move "/keep/$n" "/host$p" || die "cannot restore $p"
 done
 
+# The kernel runs /sbin/modprobe itself for "mount -t ext4", a loop device
+# and the like, in PID 1's root: this initramfs, which has no modules. Send
+# those requests to the host's modprobe and /lib/modules instead.
+printf '#!/bin/sh\nexec chroot /host /sbin/modprobe "$@"\n' >/bin/modprobe-host
+chmod 755 /bin/modprobe-host
+echo /bin/modprobe-host >/proc/sys/kernel/modprobe
+
 mount -t proc proc /host/proc
 mount -t sysfs sysfs /host/sys
 mount --bind /dev /host/dev

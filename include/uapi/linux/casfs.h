@@ -29,11 +29,12 @@
  *     CAS-backed files. Structures are fixed-size, 64-bit aligned, with
  *     explicit padding that must be zero.
  *
- * A file's digest is readable by anyone who can stat it, never settable,
- * through two extended attributes that listxattr does not list:
+ * A regular file's digest is readable by anyone who may read the file,
+ * never settable, through two extended attributes that listxattr does not
+ * list (the size is the file's st_size):
  *   CASFS_XATTR_SHA256      the raw 32-byte sha256 (what Bazel's
  *                           --unix_digest_hash_attribute_name reads)
- *   CASFS_XATTR_SHA256_HEX  "<64 lowercase hex>:<size in decimal>"
+ *   CASFS_XATTR_SHA256_HEX  the same as 64 lowercase hex characters
  */
 #ifndef _UAPI_LINUX_CASFS_H
 #define _UAPI_LINUX_CASFS_H
@@ -56,6 +57,7 @@ enum casfs_genl_cmd {
 	CASFS_CMD_GET_STATS,	/* anyone -> kernel, and the reply */
 	__CASFS_CMD_MAX,
 };
+
 #define CASFS_CMD_MAX (__CASFS_CMD_MAX - 1)
 
 enum casfs_genl_attr {
@@ -75,9 +77,11 @@ enum casfs_genl_attr {
 	CASFS_A_PAD,		/* for 64-bit attribute alignment */
 	__CASFS_A_MAX,
 };
+
 #define CASFS_A_MAX (__CASFS_A_MAX - 1)
 
-/* Digest xattrs (read-only, unlisted). */
+/* Digest xattrs (read-only, unlisted); user.casfs.* is reserved. */
+#define CASFS_XATTR_PREFIX	"user.casfs."
 #define CASFS_XATTR_SHA256	"user.casfs.sha256"
 #define CASFS_XATTR_SHA256_HEX	"user.casfs.sha256hex"
 

@@ -1,0 +1,527 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * casfs - CAS-backed files.
+ *
+ * A CAS-backed regular file has a sha256 digest and a size, and no bytes
+ * until something reads it. stat, readdir, getxattr and open never fetch.
+ * The first read, splice, mmap or copy of its data opens its blob,
+ * CACHE/blobs/<sha256 hex>, asking the helper to fetch it first when it is
+ * missing (fetch.c). Every open file then reads the blob at page-cache
+ * speed. Writing to or truncating the file first copies it up: the bytes
+ * move into a private local backing file (cache.c) and the inode stops
+ * being CAS-backed. The blob itself is never written.
+ *
+ * The cache directory is a trust boundary: a blob is used only if it is a
+ * regular file owned by root, read-only, and exactly the expected size.
+ * The helper has already checked its sha256 before publishing it.
+ *
+ * Files are staged in batches by CASFS_IOC_STAGE on a directory (all or
+ * nothing); digests are exposed read-only by the user.casfs.* xattrs,
+ * which for local files the kernel computes and caches until the next
+ * modification.
+ */
+#include <linux/fs.h>
+#include <linux/file.h>
+#include <linux/mount.h>
+#include <linux/namei.h>
+#include <linux/slab.h>
+#include <linux/sort.h>
+#include <linux/uaccess.h>
+#include <linux/sched/signal.h>
+#include <crypto/hash.h>
+
+#include "casfs.h"
+
+static struct crypto_shash *casfs_sha256_tfm;
+
+/* sha256 of zero bytes: the only digest a size-0 entry may have. */
+static const u8 casfs_empty_sha256[CASFS_SHA256_LEN] = {
+	0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14,
+	0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
+	0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c,
+	0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
+};
+
+int casfs_cas_init(void)
+{
+	casfs_sha256_tfm = crypto_alloc_shash("sha256", 0, 0);
+	return PTR_ERR_OR_ZERO(casfs_sha256_tfm);
+}
+
+void casfs_cas_exit(void)
+{
+	crypto_free_shash(casfs_sha256_tfm);
+}
+
+/* Open the blob if it is in the cache and trustworthy; -ENOENT if absent. */
+static struct file *casfs_blob_open_present(struct inode *inode)
+{
+	struct casfs_sb_info *sbi = CASFS_SB(inode->i_sb);
+	struct casfs_inode_info *ci = CASFS_I(inode);
+	char name[sizeof(CASFS_CACHE_BLOBS "/") + 2 * CASFS_SHA256_LEN];
+	const struct cred *old_cred;
+	struct inode *binode;
+	const char *why;
+	struct file *blob;
+
+	snprintf(name, sizeof(name), CASFS_CACHE_BLOBS "/%*phN",
+		 CASFS_SHA256_LEN, ci->sha256);
+	old_cred = override_creds(sbi->creator_cred);
+	blob = file_open_root(&sbi->cache, name,
+			      O_RDONLY | O_LARGEFILE | O_NOFOLLOW, 0);
+	revert_creds(old_cred);
+	if (IS_ERR(blob))
+		return PTR_ERR(blob) == -ELOOP ? ERR_PTR(-EIO) : blob;
+
+	binode = file_inode(blob);
+	if (!S_ISREG(binode->i_mode))
+		why = "not a regular file";
+	else if (!uid_eq(binode->i_uid, GLOBAL_ROOT_UID) ||
+		 (binode->i_mode & 0222))
+		why = "not root-owned and read-only";
+	else if (i_size_read(binode) != i_size_read(inode))
+		why = "wrong size";
+	else
+		return blob;
+
+	pr_warn_ratelimited("casfs: blob %*phN: %s, refusing it\n",
+			    CASFS_SHA256_LEN, ci->sha256, why);
+	fput(blob);
+	return ERR_PTR(-EIO);
+}
+
+/*
+ * The blob of a CAS-backed inode, opened read-only, fetched first if it
+ * is missing. May sleep for up to the mount's timeout; killable.
+ */
+struct file *casfs_cas_blob(struct inode *inode)
+{
+	struct casfs_sb_info *sbi = CASFS_SB(inode->i_sb);
+	struct casfs_inode_info *ci = CASFS_I(inode);
+	struct file *blob;
+	int err;
+
+	blob = casfs_blob_open_present(inode);
+	if (PTR_ERR(blob) != -ENOENT)
+		return blob;
+
+	err = casfs_fetch_wait(ci->sha256, i_size_read(inode),
+			       sbi->opts.timeout * HZ);
+	if (!err) {
+		blob = casfs_blob_open_present(inode);
+		if (PTR_ERR(blob) != -ENOENT)
+			return blob;
+		err = -ENOENT;
+		pr_warn_ratelimited("casfs: blob %*phN: helper reported it fetched, but it is not in the cache\n",
+				    CASFS_SHA256_LEN, ci->sha256);
+	} else if (err == -EINTR) {
+		return ERR_PTR(err);
+	} else {
+		pr_warn_ratelimited("casfs: fetch of blob %*phN (%lld bytes) failed: error %d\n",
+				    CASFS_SHA256_LEN, ci->sha256,
+				    i_size_read(inode), err);
+	}
+	return ERR_PTR(-EIO);
+}
+
+/* Is the blob present now? Never fetches. */
+bool casfs_cas_present(struct inode *inode)
+{
+	struct file *blob = casfs_blob_open_present(inode);
+
+	if (IS_ERR(blob))
+		return false;
+	fput(blob);
+	return true;
+}
+
+/*
+ * Turn a CAS-backed inode into a local one. With @keep_data, the blob's
+ * bytes are copied into the new private backing file (fetching it if
+ * needed); without, the file becomes empty (for truncate to 0 / O_TRUNC).
+ * The state change happens under backing_lock: readers that see
+ * ci->backing use it; ci->cas is cleared only after.
+ */
+int casfs_cas_copy_up(struct inode *inode, bool keep_data)
+{
+	struct casfs_sb_info *sbi = CASFS_SB(inode->i_sb);
+	struct casfs_inode_info *ci = CASFS_I(inode);
+	loff_t size = i_size_read(inode), pos = 0;
+	const struct cred *old_cred;
+	struct file *local, *blob;
+	ssize_t n;
+	int err = 0;
+
+	if (mutex_lock_killable(&ci->backing_lock))
+		return -EINTR;
+	if (!READ_ONCE(ci->cas))
+		goto out_unlock;
+
+	local = casfs_cache_create_private(inode->i_sb);
+	if (IS_ERR(local)) {
+		err = PTR_ERR(local);
+		goto out_unlock;
+	}
+	if (keep_data && size) {
+		blob = casfs_cas_blob(inode);
+		if (IS_ERR(blob)) {
+			err = PTR_ERR(blob);
+			fput(local);
+			goto out_unlock;
+		}
+		old_cred = override_creds(sbi->creator_cred);
+		while (pos < size) {
+			n = vfs_copy_file_range(blob, pos, local, pos,
+						size - pos, 0);
+			if (n <= 0) {
+				err = n ? n : -EIO;
+				break;
+			}
+			pos += n;
+		}
+		revert_creds(old_cred);
+		fput(blob);
+		if (err) {
+			fput(local);
+			goto out_unlock;
+		}
+	} else {
+		i_size_write(inode, 0);
+	}
+	/* Publish the local file before clearing the CAS state. */
+	smp_store_release(&ci->backing, local);
+	WRITE_ONCE(ci->cas, false);
+	atomic_inc(&ci->data_seq);
+out_unlock:
+	mutex_unlock(&ci->backing_lock);
+	return err;
+}
+
+/* ---- digests ---- */
+
+static int casfs_hash_file(struct file *file, u8 *out)
+{
+	SHASH_DESC_ON_STACK(desc, casfs_sha256_tfm);
+	const size_t bufsize = 256 * 1024;
+	loff_t pos = 0;
+	ssize_t n;
+	void *buf;
+	int err;
+
+	buf = kvmalloc(bufsize, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	desc->tfm = casfs_sha256_tfm;
+	err = crypto_shash_init(desc);
+	while (!err) {
+		n = kernel_read(file, buf, bufsize, &pos);
+		if (n <= 0) {
+			err = n;
+			break;
+		}
+		err = crypto_shash_update(desc, buf, n);
+		if (!err && fatal_signal_pending(current))
+			err = -EINTR;
+	}
+	if (!err)
+		err = crypto_shash_final(desc, out);
+	shash_desc_zero(desc);
+	kvfree(buf);
+	return err;
+}
+
+/*
+ * The sha256 of a regular file: the staged digest of a CAS-backed file,
+ * or the hash of a local file's bytes, cached until the next change.
+ * A file that was ever mapped shared-writable is hashed every time: its
+ * pages can change without casfs seeing it.
+ */
+static int casfs_inode_digest(struct inode *inode, u8 *out)
+{
+	struct casfs_sb_info *sbi = CASFS_SB(inode->i_sb);
+	struct casfs_inode_info *ci = CASFS_I(inode);
+	const struct cred *old_cred;
+	struct file *backing;
+	int seq, err = 0;
+
+	if (mutex_lock_killable(&ci->backing_lock))
+		return -EINTR;
+	if (READ_ONCE(ci->cas) ||
+	    (ci->digest_seq == atomic_read(&ci->data_seq) + 1 &&
+	     !READ_ONCE(ci->mapped_writable))) {
+		memcpy(out, ci->sha256, CASFS_SHA256_LEN);
+		goto out_unlock;
+	}
+	seq = atomic_read(&ci->data_seq);
+	backing = ci->backing;
+	if (backing) {
+		old_cred = override_creds(sbi->creator_cred);
+		err = casfs_hash_file(backing, out);
+		revert_creds(old_cred);
+	} else {
+		err = crypto_shash_tfm_digest(casfs_sha256_tfm, NULL, 0, out);
+	}
+	if (!err && seq == atomic_read(&ci->data_seq)) {
+		memcpy(ci->sha256, out, CASFS_SHA256_LEN);
+		ci->digest_seq = seq + 1;	/* 0 means never computed */
+	}
+out_unlock:
+	mutex_unlock(&ci->backing_lock);
+	return err;
+}
+
+/* getxattr of CASFS_XATTR_SHA256 / CASFS_XATTR_SHA256_HEX. */
+int casfs_digest_xattr_get(struct inode *inode, const char *name,
+			   void *buffer, size_t size)
+{
+	u8 digest[CASFS_SHA256_LEN];
+	char hex[2 * CASFS_SHA256_LEN];
+	bool raw;
+	int err;
+
+	if (!strcmp(name, CASFS_XATTR_SHA256))
+		raw = true;
+	else if (!strcmp(name, CASFS_XATTR_SHA256_HEX))
+		raw = false;
+	else
+		return -ENODATA;
+	if (!S_ISREG(inode->i_mode))
+		return -ENODATA;
+
+	if (!size)	/* size query: no need to hash */
+		return raw ? CASFS_SHA256_LEN : sizeof(hex);
+	if (size < (raw ? CASFS_SHA256_LEN : sizeof(hex)))
+		return -ERANGE;
+	err = casfs_inode_digest(inode, digest);
+	if (err)
+		return err;
+	if (raw) {
+		memcpy(buffer, digest, CASFS_SHA256_LEN);
+		return CASFS_SHA256_LEN;
+	}
+	bin2hex(hex, digest, CASFS_SHA256_LEN);
+	memcpy(buffer, hex, sizeof(hex));
+	return sizeof(hex);
+}
+
+/* ---- CASFS_IOC_STAGE ---- */
+
+static bool casfs_name_ok(const char *name, u32 len)
+{
+	if (!len || len > NAME_MAX)
+		return false;
+	if (name[0] == '.' && (len == 1 || (len == 2 && name[1] == '.')))
+		return false;
+	return !memchr(name, '/', len) && !memchr(name, '\0', len);
+}
+
+struct casfs_stage_ctx {
+	struct casfs_stage_entry *ents;
+	const char *names;
+};
+
+/* Order entry indices by name, to find duplicates. */
+static int casfs_stage_cmp(const void *a, const void *b, const void *priv)
+{
+	const struct casfs_stage_ctx *ctx = priv;
+	const struct casfs_stage_entry *ea = &ctx->ents[*(const u32 *)a];
+	const struct casfs_stage_entry *eb = &ctx->ents[*(const u32 *)b];
+	u32 n = min(ea->name_len, eb->name_len);
+	int c = memcmp(ctx->names + ea->name_off, ctx->names + eb->name_off, n);
+
+	if (c)
+		return c;
+	return ea->name_len < eb->name_len ? -1 : ea->name_len > eb->name_len;
+}
+
+/* Validate every entry; on failure *bad is the first bad index. */
+static int casfs_stage_validate(struct casfs_stage_ctx *ctx, u32 count,
+				u32 names_len, u32 *bad)
+{
+	u32 i, *order;
+	int err = 0;
+
+	for (i = 0; i < count; i++) {
+		const struct casfs_stage_entry *e = &ctx->ents[i];
+
+		if (e->reserved || (e->mode & ~07777) ||
+		    e->size > CASFS_MAX_BLOB_SIZE ||
+		    (!e->size && memcmp(e->sha256, casfs_empty_sha256,
+					CASFS_SHA256_LEN)) ||
+		    e->name_off > names_len ||
+		    e->name_len > names_len - e->name_off ||
+		    !casfs_name_ok(ctx->names + e->name_off, e->name_len)) {
+			*bad = i;
+			return -EINVAL;
+		}
+	}
+
+	/* Duplicate names within the batch: sort indices, compare neighbours. */
+	order = kvmalloc_array(count, sizeof(*order), GFP_KERNEL);
+	if (!order)
+		return -ENOMEM;
+	for (i = 0; i < count; i++)
+		order[i] = i;
+	sort_r(order, count, sizeof(*order), casfs_stage_cmp, NULL, ctx);
+	for (i = 1; i < count; i++) {
+		if (!casfs_stage_cmp(&order[i - 1], &order[i], ctx)) {
+			*bad = max(order[i - 1], order[i]);
+			err = -EINVAL;
+			break;
+		}
+	}
+	kvfree(order);
+	return err;
+}
+
+/*
+ * Create the entries in @dir. All lookups and allocations happen before
+ * the first name becomes visible, so a failure creates nothing.
+ */
+static int casfs_stage_create(struct dentry *parent,
+			      struct casfs_stage_ctx *ctx, u32 count, u32 *bad)
+{
+	struct inode *dir = d_inode(parent);
+	struct dentry **dentries;
+	struct inode **inodes;
+	u32 i, done_d = 0, done_i = 0;
+	int err = 0;
+
+	dentries = kvcalloc(count, sizeof(*dentries), GFP_KERNEL);
+	inodes = kvcalloc(count, sizeof(*inodes), GFP_KERNEL);
+	if (!dentries || !inodes) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+
+	inode_lock_nested(dir, I_MUTEX_PARENT);
+	if (IS_DEADDIR(dir)) {
+		err = -ENOENT;
+		goto out_unlock;
+	}
+	for (i = 0; i < count; i++, done_d++) {
+		const struct casfs_stage_entry *e = &ctx->ents[i];
+		struct dentry *d;
+
+		d = lookup_one_len(ctx->names + e->name_off, parent,
+				   e->name_len);
+		if (IS_ERR(d)) {
+			err = PTR_ERR(d);
+			*bad = i;
+			goto out_put;
+		}
+		dentries[i] = d;
+		if (d_really_is_positive(d)) {
+			err = -EEXIST;
+			*bad = i;
+			done_d++;
+			goto out_put;
+		}
+	}
+	for (i = 0; i < count; i++, done_i++) {
+		const struct casfs_stage_entry *e = &ctx->ents[i];
+		struct casfs_inode_info *ci;
+
+		inodes[i] = casfs_new_inode(dir->i_sb, dir,
+					    S_IFREG | e->mode, 0);
+		if (!inodes[i]) {
+			err = -ENOMEM;
+			goto out_put;
+		}
+		/* The empty blob is never fetched: an empty file is local. */
+		if (!e->size)
+			continue;
+		ci = CASFS_I(inodes[i]);
+		memcpy(ci->sha256, e->sha256, CASFS_SHA256_LEN);
+		ci->cas = true;
+		inodes[i]->i_size = e->size;
+	}
+	/* Point of no return: nothing below can fail. */
+	for (i = 0; i < count; i++) {
+		d_instantiate(dentries[i], inodes[i]);
+		dget(dentries[i]);	/* the pin, as for any casfs name */
+		inodes[i] = NULL;
+	}
+	if (count)
+		casfs_touch_mctime(dir);
+out_put:
+	for (i = 0; i < done_i; i++)
+		if (inodes[i])
+			iput(inodes[i]);
+	for (i = 0; i < done_d; i++)
+		dput(dentries[i]);
+out_unlock:
+	inode_unlock(dir);
+out_free:
+	kvfree(inodes);
+	kvfree(dentries);
+	return err;
+}
+
+long casfs_ioc_stage(struct file *file, struct casfs_stage __user *uarg)
+{
+	struct inode *dir = file_inode(file);
+	struct casfs_stage_ctx ctx = {};
+	struct casfs_stage st;
+	u32 bad = ~0U;
+	int err;
+
+	if (copy_from_user(&st, uarg, sizeof(st)))
+		return -EFAULT;
+	if (st.flags || st.count > CASFS_STAGE_MAX_ENTRIES ||
+	    st.names_len > CASFS_STAGE_MAX_NAMES)
+		return -EINVAL;
+	err = inode_permission(CASFS_NOP_IDMAP, dir, MAY_WRITE | MAY_EXEC);
+	if (err)
+		return err;
+	err = mnt_want_write_file(file);
+	if (err)
+		return err;
+
+	ctx.ents = kvmalloc_array(st.count, sizeof(*ctx.ents), GFP_KERNEL);
+	ctx.names = kvmalloc(st.names_len ? st.names_len : 1, GFP_KERNEL);
+	if (!ctx.ents || !ctx.names) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (copy_from_user(ctx.ents, u64_to_user_ptr(st.entries),
+			   array_size(st.count, sizeof(*ctx.ents))) ||
+	    copy_from_user((void *)ctx.names, u64_to_user_ptr(st.names),
+			   st.names_len)) {
+		err = -EFAULT;
+		goto out;
+	}
+	err = casfs_stage_validate(&ctx, st.count, st.names_len, &bad);
+	if (!err)
+		err = casfs_stage_create(file->f_path.dentry, &ctx, st.count,
+					 &bad);
+out:
+	if (put_user(bad, &uarg->bad_index) && !err)
+		err = -EFAULT;
+	kvfree(ctx.names);
+	kvfree(ctx.ents);
+	mnt_drop_write_file(file);
+	return err;
+}
+
+long casfs_ioc_state(struct file *file, struct casfs_state __user *uarg)
+{
+	struct inode *inode = file_inode(file);
+	struct casfs_inode_info *ci = CASFS_I(inode);
+	struct casfs_state st = {};
+
+	if (!S_ISREG(inode->i_mode))
+		return -EINVAL;
+	mutex_lock(&ci->backing_lock);
+	st.size = i_size_read(inode);
+	if (READ_ONCE(ci->cas)) {
+		st.flags = CASFS_STATE_CAS;
+		memcpy(st.sha256, ci->sha256, CASFS_SHA256_LEN);
+	} else {
+		st.flags = CASFS_STATE_LOCAL;
+	}
+	mutex_unlock(&ci->backing_lock);
+	if ((st.flags & CASFS_STATE_CAS) && (!st.size || casfs_cas_present(inode)))
+		st.flags |= CASFS_STATE_PRESENT;
+	return copy_to_user(uarg, &st, sizeof(st)) ? -EFAULT : 0;
+}

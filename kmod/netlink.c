@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * casfs - the generic netlink channel to casfs-helper.
+ *
+ * See include/uapi/linux/casfs.h for the protocol. Only control messages
+ * travel here; blob bytes go through the cache directory.
+ *
+ * One helper at a time: REGISTER records the sender's port id; a netlink
+ * notifier clears it when that socket is released (the helper died or
+ * exited). REGISTER and DONE need CAP_SYS_ADMIN (GENL_ADMIN_PERM), and
+ * DONE is accepted only from the registered helper. Every attribute has a
+ * policy and the family validates strictly.
+ */
+#include <linux/netlink.h>
+#include <linux/notifier.h>
+#include <linux/spinlock.h>
+#include <net/genetlink.h>
+#include <net/netlink.h>
+#include <net/net_namespace.h>
+#include <linux/module.h>
+
+#include "casfs.h"
+
+static DEFINE_SPINLOCK(casfs_helper_lock);
+static u32 casfs_helper_portid;		/* 0: no helper registered */
+
+static const struct nla_policy casfs_genl_policy[CASFS_A_MAX + 1] = {
+	[CASFS_A_VERSION]	= { .type = NLA_U32 },
+	[CASFS_A_REQ_ID]	= NLA_POLICY_MIN(NLA_U32, 1),
+	[CASFS_A_DIGEST]	= NLA_POLICY_EXACT_LEN(CASFS_SHA256_LEN),
+	[CASFS_A_SIZE]		= { .type = NLA_U64 },
+	[CASFS_A_STATUS]	= NLA_POLICY_RANGE(NLA_S32, -MAX_ERRNO, 0),
+};
+
+static struct genl_family casfs_genl_family;
+
+static u32 casfs_helper(void)
+{
+	u32 portid;
+
+	spin_lock(&casfs_helper_lock);
+	portid = casfs_helper_portid;
+	spin_unlock(&casfs_helper_lock);
+	return portid;
+}
+
+/*
+ * Send FETCH to the helper, if one is registered. Failure is not an
+ * error for the waiter: the request stays pending and is sent again when
+ * a helper registers, or times out.
+ */
+void casfs_nl_send_fetch(u32 id, const u8 *sha256, u64 size)
+{
+	struct sk_buff *skb;
+	u32 portid = casfs_helper();
+	void *hdr;
+
+	if (!portid)
+		return;
+	skb = genlmsg_new(nla_total_size(sizeof(u32)) +
+			  nla_total_size(CASFS_SHA256_LEN) +
+			  nla_total_size_64bit(sizeof(u64)), GFP_NOFS);
+	if (!skb)
+		return;
+	hdr = genlmsg_put(skb, 0, 0, &casfs_genl_family, 0, CASFS_CMD_FETCH);
+	if (!hdr ||
+	    nla_put_u32(skb, CASFS_A_REQ_ID, id) ||
+	    nla_put(skb, CASFS_A_DIGEST, CASFS_SHA256_LEN, sha256) ||
+	    nla_put_u64_64bit(skb, CASFS_A_SIZE, size, CASFS_A_PAD)) {
+		nlmsg_free(skb);
+		return;
+	}
+	genlmsg_end(skb, hdr);
+	if (!genlmsg_unicast(&init_net, skb, portid))
+		atomic64_inc(&casfs_stats.fetches);
+}
+
+static int casfs_nl_register(struct sk_buff *skb, struct genl_info *info)
+{
+	struct sk_buff *reply;
+	u32 version;
+	void *hdr;
+	int err;
+
+	if (GENL_REQ_ATTR_CHECK(info, CASFS_A_VERSION))
+		return -EINVAL;
+	version = nla_get_u32(info->attrs[CASFS_A_VERSION]);
+	if (version != CASFS_PROTO_VERSION) {
+		NL_SET_ERR_MSG(info->extack,
+			       "casfs: unsupported protocol version");
+		return -EPROTONOSUPPORT;
+	}
+
+	spin_lock(&casfs_helper_lock);
+	if (casfs_helper_portid && casfs_helper_portid != info->snd_portid) {
+		spin_unlock(&casfs_helper_lock);
+		NL_SET_ERR_MSG(info->extack, "casfs: another helper is registered");
+		return -EBUSY;
+	}
+	casfs_helper_portid = info->snd_portid;
+	spin_unlock(&casfs_helper_lock);
+
+	reply = genlmsg_new(nla_total_size(sizeof(u32)), GFP_KERNEL);
+	if (!reply)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(reply, info, &casfs_genl_family, 0,
+				CASFS_CMD_REGISTER);
+	if (!hdr || nla_put_u32(reply, CASFS_A_VERSION, CASFS_PROTO_VERSION)) {
+		nlmsg_free(reply);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(reply, hdr);
+	err = genlmsg_reply(reply, info);
+	if (err)
+		return err;
+
+	pr_info("casfs: helper registered (port %u), %u requests pending\n",
+		info->snd_portid, casfs_fetch_pending_count());
+	casfs_fetch_resend_all();
+	return 0;
+}
+
+static int casfs_nl_done(struct sk_buff *skb, struct genl_info *info)
+{
+	if (GENL_REQ_ATTR_CHECK(info, CASFS_A_REQ_ID) ||
+	    GENL_REQ_ATTR_CHECK(info, CASFS_A_STATUS))
+		return -EINVAL;
+	if (info->snd_portid != casfs_helper()) {
+		NL_SET_ERR_MSG(info->extack, "casfs: DONE from a non-registered socket");
+		return -EPERM;
+	}
+	return casfs_fetch_done(nla_get_u32(info->attrs[CASFS_A_REQ_ID]),
+				nla_get_s32(info->attrs[CASFS_A_STATUS]));
+}
+
+static int casfs_nl_get_stats(struct sk_buff *skb, struct genl_info *info)
+{
+	struct sk_buff *reply;
+	void *hdr;
+
+	reply = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!reply)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(reply, info, &casfs_genl_family, 0,
+				CASFS_CMD_GET_STATS);
+	if (!hdr ||
+	    nla_put_u64_64bit(reply, CASFS_A_STAT_MISSES,
+			      atomic64_read(&casfs_stats.misses), CASFS_A_PAD) ||
+	    nla_put_u64_64bit(reply, CASFS_A_STAT_FETCHES,
+			      atomic64_read(&casfs_stats.fetches), CASFS_A_PAD) ||
+	    nla_put_u64_64bit(reply, CASFS_A_STAT_FETCH_BYTES,
+			      atomic64_read(&casfs_stats.fetch_bytes),
+			      CASFS_A_PAD) ||
+	    nla_put_u64_64bit(reply, CASFS_A_STAT_ERRORS,
+			      atomic64_read(&casfs_stats.errors), CASFS_A_PAD) ||
+	    nla_put_u64_64bit(reply, CASFS_A_STAT_TIMEOUTS,
+			      atomic64_read(&casfs_stats.timeouts),
+			      CASFS_A_PAD) ||
+	    nla_put_u64_64bit(reply, CASFS_A_STAT_PENDING,
+			      casfs_fetch_pending_count(), CASFS_A_PAD) ||
+	    nla_put_u32(reply, CASFS_A_STAT_HELPER, casfs_helper() != 0)) {
+		nlmsg_free(reply);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(reply, hdr);
+	return genlmsg_reply(reply, info);
+}
+
+static const struct genl_small_ops casfs_genl_ops[] = {
+	{
+		.cmd	= CASFS_CMD_REGISTER,
+		.flags	= GENL_ADMIN_PERM,
+		.doit	= casfs_nl_register,
+	},
+	{
+		.cmd	= CASFS_CMD_DONE,
+		.flags	= GENL_ADMIN_PERM,
+		.doit	= casfs_nl_done,
+	},
+	{
+		.cmd	= CASFS_CMD_GET_STATS,
+		.doit	= casfs_nl_get_stats,
+	},
+};
+
+static struct genl_family casfs_genl_family __ro_after_init = {
+	.name		= CASFS_GENL_NAME,
+	.version	= CASFS_GENL_VERSION,
+	.maxattr	= CASFS_A_MAX,
+	.policy		= casfs_genl_policy,
+	.module		= THIS_MODULE,
+	.small_ops	= casfs_genl_ops,
+	.n_small_ops	= ARRAY_SIZE(casfs_genl_ops),
+	.resv_start_op	= CASFS_CMD_MAX + 1,	/* strict for every command */
+};
+
+/* The helper's socket went away: nobody to send FETCHes to any more. */
+static int casfs_nl_release(struct notifier_block *nb, unsigned long event,
+			    void *ptr)
+{
+	struct netlink_notify *n = ptr;
+
+	if (event != NETLINK_URELEASE || n->protocol != NETLINK_GENERIC ||
+	    !net_eq(n->net, &init_net))
+		return NOTIFY_DONE;
+	spin_lock(&casfs_helper_lock);
+	if (casfs_helper_portid == n->portid) {
+		casfs_helper_portid = 0;
+		pr_info("casfs: helper (port %u) went away\n", n->portid);
+	}
+	spin_unlock(&casfs_helper_lock);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block casfs_nl_notifier = {
+	.notifier_call = casfs_nl_release,
+};
+
+int casfs_nl_init(void)
+{
+	int err;
+
+	err = netlink_register_notifier(&casfs_nl_notifier);
+	if (err)
+		return err;
+	err = genl_register_family(&casfs_genl_family);
+	if (err)
+		netlink_unregister_notifier(&casfs_nl_notifier);
+	return err;
+}
+
+void casfs_nl_exit(void)
+{
+	genl_unregister_family(&casfs_genl_family);
+	netlink_unregister_notifier(&casfs_nl_notifier);
+}
+MODULE_ALIAS_GENL_FAMILY(CASFS_GENL_NAME);
