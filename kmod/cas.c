@@ -107,21 +107,21 @@ struct file *casfs_cas_blob(struct inode *inode)
 
 	err = casfs_fetch_wait(ci->sha256, i_size_read(inode),
 			       sbi->opts.timeout * HZ);
-	if (!err) {
-		blob = casfs_blob_open_present(inode);
-		if (PTR_ERR(blob) != -ENOENT)
-			return blob;
-		err = -ENOENT;
-		pr_warn_ratelimited("casfs: blob %*phN: helper reported it fetched, but it is not in the cache\n",
-				    CASFS_SHA256_LEN, ci->sha256);
-	} else if (err == -EINTR) {
-		return ERR_PTR(err);
-	} else {
+	if (err == -EINTR)
+		return ERR_PTR(err);	/* killed: nothing to report */
+	if (err) {
 		pr_warn_ratelimited("casfs: fetch of blob %*phN (%lld bytes) failed: error %d\n",
 				    CASFS_SHA256_LEN, ci->sha256,
 				    i_size_read(inode), err);
+		return ERR_PTR(-EIO);
 	}
-	return ERR_PTR(-EIO);
+	blob = casfs_blob_open_present(inode);
+	if (PTR_ERR(blob) == -ENOENT) {
+		pr_warn_ratelimited("casfs: blob %*phN: helper reported it fetched, but it is not in the cache\n",
+				    CASFS_SHA256_LEN, ci->sha256);
+		return ERR_PTR(-EIO);
+	}
+	return blob;
 }
 
 /* Is the blob present now? Never fetches. */

@@ -153,11 +153,10 @@ int casfs_fetch_done(u32 id, int status)
 	}
 	casfs_fetch_unlink(req);
 	req->status = status;
-	if (status) {
+	if (status)
 		atomic64_inc(&casfs_stats.errors);
-	} else {
+	else
 		atomic64_add(req->size, &casfs_stats.fetch_bytes);
-	}
 	complete_all(&req->done);
 	mutex_unlock(&casfs_fetch_lock);
 	return 0;

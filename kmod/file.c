@@ -410,15 +410,14 @@ static int casfs_fsync(struct file *file, loff_t start, loff_t end,
 		       int datasync)
 {
 	const struct cred *old_cred;
+	struct file *backing;
 	struct casfs_real r;
 	int ret;
 
-	/*
-	 * A CAS-backed file never accessed has nothing to sync. The acquire
-	 * pairs with the release that publishes a backing file.
-	 */
-	if (!READ_ONCE(file->private_data) &&
-	    !smp_load_acquire(&CASFS_I(file_inode(file))->backing))
+	/* Pairs with the release that publishes a backing file. */
+	backing = smp_load_acquire(&CASFS_I(file_inode(file))->backing);
+	/* A CAS-backed file never accessed has nothing to sync. */
+	if (!READ_ONCE(file->private_data) && !backing)
 		return 0;
 	ret = casfs_real_get(file, &r);
 	if (ret)
