@@ -5,8 +5,8 @@
 # usage: tests/run-vm-tests.sh [RELEASE...]
 #
 # Kernels: the RELEASEs given, else $CASFS_KERNELS (space or comma
-# separated), else every /boot/vmlinuz-RELEASE that has headers
-# (/lib/modules/RELEASE/build), i.e. every kernel the module is built for.
+# separated), else every kernel with an image in /boot and a headers tree
+# (tests/lib/kernels.sh): every kernel the module is built for.
 # The module loaded is build/kbuild/RELEASE/kmod/casfs.ko; test programs are in
 # build/tests. Console logs go to $CASFS_VM_OUT (build/vm/logs).
 # tests/vm/boot.sh documents the other knobs (CASFS_FILTER, timeouts, ...).
@@ -21,15 +21,12 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 out=${CASFS_VM_OUT:-$repo/build/vm/logs}
 
+# shellcheck source=lib/kernels.sh
+. "$here/lib/kernels.sh"
 releases=("$@")
-if ((${#releases[@]} == 0)) && [[ -n ${CASFS_KERNELS:-} ]]; then
-	read -r -a releases <<<"${CASFS_KERNELS//,/ }"
-fi
 if ((${#releases[@]} == 0)); then
-	for k in /boot/vmlinuz-*; do
-		rel=${k#/boot/vmlinuz-}
-		[[ -e /lib/modules/$rel/build ]] && releases+=("$rel")
-	done
+	# The same list tests/build-modules.sh builds the module for.
+	read -r -a releases <<<"$(casfs_test_kernels | tr ',\n' '  ')"
 fi
 if ((${#releases[@]} == 0)); then
 	echo "run-vm-tests: no kernel to test (no /boot/vmlinuz-* with headers)" >&2
@@ -39,7 +36,7 @@ fi
 
 # What counts as a kernel splat. Only lines carrying a printk timestamp are
 # looked at, so a test that prints "WARNING:" itself does not trip this.
-splat='WARNING:|BUG:|Oops|general protection fault|INFO: task .* blocked for more than|possible circular locking|lockdep|KASAN|UBSAN|kernel BUG|Call Trace'
+splat='WARNING:|BUG:|Oops|general protection fault|INFO: task .* blocked for more than|possible circular locking|lockdep|KASAN|UBSAN|kernel BUG|Call Trace|Kernel panic|stall on CPU|detected stalls'
 stamp='\[ *[0-9]+\.[0-9]+\] '
 
 passed=0 failed=0 skipped=0
@@ -61,7 +58,7 @@ for rel in "${releases[@]}"; do
 	echo "== $rel: booting (log: $out/console-$rel.log)"
 	start=$SECONDS
 	vm_status=0
-	"$here/vm/boot.sh" "$rel" "$out" 2>/dev/null || vm_status=$?
+	"$here/vm/boot.sh" "$rel" "$out" 2>"$out/boot-$rel.err" || vm_status=$?
 	wall=$((SECONDS - start))
 	log=$out/console-$rel.log
 	clean=$out/console-$rel.clean
@@ -89,6 +86,8 @@ for rel in "${releases[@]}"; do
 		fi
 		echo "FAIL $rel boot (guest never finished, QEMU status $vm_status; see $log)"
 		tail -n 30 "$clean" | sed 's/^/    | /'
+		# boot.sh's own errors (initramfs build, QEMU options).
+		sed 's/^/    boot.sh: /' "$out/boot-$rel.err"
 		kf=$((kf + 1))
 	fi
 
@@ -101,7 +100,7 @@ for rel in "${releases[@]}"; do
 		head -n 40 <<<"$hits" | sed 's/^/    | /'
 		echo "    first report in context:"
 		first=$(head -n 1 <<<"$hits")
-		grep -F -A 40 -m 1 -- "$first" "$clean" | sed 's/^/    | /'
+		grep -F -B 3 -A 40 -m 1 -- "$first" "$clean" | sed 's/^/    | /'
 		kf=$((kf + 1))
 	fi
 
