@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* casfs-helper: what fetch.c and the backends share. Internal. */
+#ifndef CASFS_BACKEND_H
+#define CASFS_BACKEND_H
+
+#include <stdbool.h>
+#include <curl/curl.h>
+#include "fetch.h"
+#include "publish.h"
+
+enum job_state { JOB_QUEUED, JOB_ACTIVE, JOB_BACKOFF, JOB_DONE };
+
+struct waiter {
+	fetch_cb cb;
+	void *arg;
+	uint64_t tag;
+};
+
+struct job {
+	uint8_t digest[CASFS_SHA256_LEN];
+	char hex[HEX_LEN + 1];
+	uint64_t size;
+	enum job_state state;
+	bool fetched;		/* went to the backend (latency is recorded) */
+	struct waiter *w;
+	unsigned nw, capw;
+	uint64_t t_start_us, deadline_ms, next_try_ms;
+	unsigned attempt;
+	int status;
+	struct blob_writer bw;	/* open while ACTIVE */
+	void *bpriv;		/* backend's per-attempt state */
+	struct job *prev, *next;	/* in the list of its state */
+	struct job *hnext;		/* in the dedup table (not DONE) */
+};
+
+struct job_list {
+	struct job *head, *tail;
+	unsigned n;
+};
+
+enum attempt_result {
+	RES_OK,		/* all bytes written to j->bw; commit (verifies) */
+	RES_TRANSIENT,	/* retry if time is left */
+	RES_PERMANENT,	/* fail now */
+};
+
+struct backend;
+struct backend_ops {
+	const char *name;
+	/* Start an attempt for j (j->bw is open). 0, or a negative errno
+	 * meaning the attempt failed permanently at once. */
+	int (*start)(struct backend *b, struct job *j);
+	/* Make progress; report finished attempts with fetch_attempt_done(). */
+	void (*step)(struct backend *b);
+	/* True if step() has work that needs no waiting (don't sleep). */
+	bool (*busy)(struct backend *b);
+	/* Abandon j's attempt (no report). */
+	void (*cancel)(struct backend *b, struct job *j);
+	void (*destroy)(struct backend *b);
+};
+
+struct backend {
+	const struct backend_ops *ops;
+	struct fetch_engine *eng;
+	void *priv;
+};
+
+struct fetch_engine {
+	struct fetch_config cfg;
+	struct cache *cache;
+	CURLM *multi;		/* used for waiting even by the file backend */
+	struct backend be;
+	struct job **tab;
+	size_t tabsz, ntab;
+	struct job_list queued, active, backoff, done;
+	unsigned long nwaiters;
+	uint64_t rnd;
+};
+
+/* Called by backends when an attempt ends. err: negative errno unless RES_OK. */
+void fetch_attempt_done(struct fetch_engine *e, struct job *j, enum attempt_result r,
+			int err, const char *why);
+
+int backend_file_init(struct backend *b, const char *url);
+int backend_http_init(struct backend *b, const char *url, const struct fetch_config *cfg);
+
+#endif

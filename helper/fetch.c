@@ -1,0 +1,483 @@
+// SPDX-License-Identifier: GPL-2.0
+/* casfs-helper: fetch engine: dedup, queueing, retries, completion. */
+#include "backend.h"
+#include "cache.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+static void list_add(struct job_list *l, struct job *j)
+{
+	j->next = NULL;
+	j->prev = l->tail;
+	if (l->tail)
+		l->tail->next = j;
+	else
+		l->head = j;
+	l->tail = j;
+	l->n++;
+}
+
+static void list_del(struct job_list *l, struct job *j)
+{
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		l->head = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	else
+		l->tail = j->prev;
+	j->prev = j->next = NULL;
+	l->n--;
+}
+
+static struct job *list_pop(struct job_list *l)
+{
+	struct job *j = l->head;
+
+	if (j)
+		list_del(l, j);
+	return j;
+}
+
+static size_t slot(size_t tabsz, const uint8_t *d)
+{
+	uint64_t h;
+
+	memcpy(&h, d, sizeof(h));
+	return (size_t)h & (tabsz - 1);
+}
+
+static struct job *table_find(struct fetch_engine *e, const uint8_t *d, uint64_t size)
+{
+	for (struct job *j = e->tab[slot(e->tabsz, d)]; j; j = j->hnext)
+		if (j->size == size && !memcmp(j->digest, d, CASFS_SHA256_LEN))
+			return j;
+	return NULL;
+}
+
+static int table_add(struct fetch_engine *e, struct job *j)
+{
+	size_t s;
+
+	if ((e->ntab + 1) * 4 > e->tabsz * 3) {
+		size_t nsz = e->tabsz * 2;
+		struct job **nt = calloc(nsz, sizeof(*nt));
+
+		if (!nt)
+			return -ENOMEM;
+		for (size_t i = 0; i < e->tabsz; i++) {
+			struct job *x = e->tab[i], *n;
+
+			for (; x; x = n) {
+				n = x->hnext;
+				s = slot(nsz, x->digest);
+				x->hnext = nt[s];
+				nt[s] = x;
+			}
+		}
+		free(e->tab);
+		e->tab = nt;
+		e->tabsz = nsz;
+	}
+	s = slot(e->tabsz, j->digest);
+	j->hnext = e->tab[s];
+	e->tab[s] = j;
+	e->ntab++;
+	return 0;
+}
+
+static void table_del(struct fetch_engine *e, struct job *j)
+{
+	struct job **pp = &e->tab[slot(e->tabsz, j->digest)];
+
+	for (; *pp; pp = &(*pp)->hnext) {
+		if (*pp == j) {
+			*pp = j->hnext;
+			j->hnext = NULL;
+			e->ntab--;
+			return;
+		}
+	}
+}
+
+static int add_waiter(struct fetch_engine *e, struct job *j, fetch_cb cb, void *arg,
+		      uint64_t tag)
+{
+	for (unsigned i = 0; i < j->nw; i++)
+		if (j->w[i].tag == tag && j->w[i].cb == cb && j->w[i].arg == arg)
+			return 0;	/* the same request again */
+	if (j->nw == j->capw) {
+		unsigned ncap = j->capw ? j->capw * 2 : 2;
+		struct waiter *nw = realloc(j->w, ncap * sizeof(*nw));
+
+		if (!nw)
+			return -ENOMEM;
+		j->w = nw;
+		j->capw = ncap;
+	}
+	j->w[j->nw++] = (struct waiter){ .cb = cb, .arg = arg, .tag = tag };
+	e->nwaiters++;
+	return 0;
+}
+
+static void job_free(struct job *j)
+{
+	bw_abort(&j->bw);
+	free(j->w);
+	free(j);
+}
+
+static uint64_t rnd(struct fetch_engine *e)
+{
+	uint64_t x = e->rnd;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return e->rnd = x;
+}
+
+static uint64_t backoff_ms(struct fetch_engine *e, unsigned attempt)
+{
+	uint64_t base = BACKOFF_MIN_MS;
+
+	while (--attempt && base < BACKOFF_MAX_MS)
+		base *= 2;
+	if (base > BACKOFF_MAX_MS)
+		base = BACKOFF_MAX_MS;
+	return base / 2 + rnd(e) % (base / 2 + 1);	/* jitter: [base/2, base] */
+}
+
+/* Move a job out of the table into the done list. */
+static void finish(struct fetch_engine *e, struct job *j, int status)
+{
+	table_del(e, j);
+	bw_abort(&j->bw);
+	j->status = status;
+	j->state = JOB_DONE;
+	list_add(&e->done, j);
+	if (j->fetched)
+		stats_latency(mono_us() - j->t_start_us);
+	if (status)
+		stats.errors++;
+}
+
+static void count_error(int err)
+{
+	switch (err) {
+	case -ENOENT:
+		stats.err_notfound++;
+		break;
+	case -EACCES:
+	case -EPERM:
+		stats.err_access++;
+		break;
+	default:
+		stats.err_other++;
+	}
+}
+
+void fetch_attempt_done(struct fetch_engine *e, struct job *j, enum attempt_result r,
+			int err, const char *why)
+{
+	const char *vwhy;
+	uint64_t now, delay;
+	int cerr;
+
+	list_del(&e->active, j);
+	if (r == RES_OK) {
+		cerr = bw_commit(&j->bw, &vwhy);
+		if (!cerr) {
+			stats.fetch_ok++;
+			stats.fetch_bytes += j->size;
+			log_dbg("%s: published, %llu bytes", j->hex,
+				(unsigned long long)j->size);
+			cache_published(e->cache, j->digest, j->size);
+			finish(e, j, 0);
+		} else if (cerr == -EIO && vwhy) {
+			log_err("%s: %s", j->hex, vwhy);
+			stats.err_verify++;
+			finish(e, j, -EIO);
+		} else {
+			log_err("%s: publishing in %s: %s", j->hex,
+				cache_dir(e->cache), strerror(-cerr));
+			stats.err_other++;
+			finish(e, j, cerr);
+		}
+		return;
+	}
+	bw_abort(&j->bw);
+	if (!why)
+		why = strerror(-err);
+	if (r == RES_TRANSIENT) {
+		now = mono_ms();
+		delay = backoff_ms(e, j->attempt);
+		if (now + delay < j->deadline_ms) {
+			stats.retries++;
+			log_info("%s: %s; retry %u in %llu ms", j->hex, why,
+				 j->attempt, (unsigned long long)delay);
+			j->next_try_ms = now + delay;
+			j->state = JOB_BACKOFF;
+			list_add(&e->backoff, j);
+			return;
+		}
+		log_err("%s: %s; giving up after %u attempts in %llu ms", j->hex, why,
+			j->attempt,
+			(unsigned long long)((mono_us() - j->t_start_us) / 1000));
+		stats.err_timeout++;
+		finish(e, j, -ETIMEDOUT);
+		return;
+	}
+	log_err("%s: %s", j->hex, why);
+	if (err == -EIO)
+		stats.err_verify++;
+	else
+		count_error(err);
+	finish(e, j, err);
+}
+
+int fetch_engine_new(struct fetch_engine **out, const struct fetch_config *cfg,
+		     struct cache *cache)
+{
+	struct fetch_engine *e;
+	const char *url = cfg->url;
+	int err;
+
+	if (!url || cfg->jobs < 1 || cfg->timeout_s < 1)
+		return -EINVAL;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT))
+		return -ENOMEM;
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		curl_global_cleanup();
+		return -ENOMEM;
+	}
+	e->cfg = *cfg;
+	e->cache = cache;
+	e->be.eng = e;
+	e->rnd = (mono_us() ^ ((uint64_t)getpid() << 32)) | 1;
+	e->tabsz = 256;
+	e->tab = calloc(e->tabsz, sizeof(*e->tab));
+	e->multi = curl_multi_init();
+	if (!e->tab || !e->multi) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	if (!strncmp(url, "file://", 7)) {
+		err = backend_file_init(&e->be, url);
+	} else if (!strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8)) {
+		err = backend_http_init(&e->be, url, cfg);
+	} else if (!strncasecmp(url, "grpc://", 7) || !strncasecmp(url, "grpcs://", 8)) {
+		log_err("--cas %s: the gRPC (REv2) backend is not built yet", url);
+		err = -EPROTONOSUPPORT;
+	} else {
+		log_err("--cas %s: unsupported URL (file://, http://, https://)", url);
+		err = -EINVAL;
+	}
+	if (err)
+		goto fail;
+	if (cfg->instance && *cfg->instance)
+		log_info("--instance %s is only used by the gRPC backend; ignored for %s",
+			 cfg->instance, e->be.ops->name);
+	*out = e;
+	return 0;
+fail:
+	e->be.ops = NULL;
+	fetch_engine_free(e);
+	return err;
+}
+
+int fetch_submit(struct fetch_engine *e, const uint8_t digest[CASFS_SHA256_LEN],
+		 uint64_t size, fetch_cb cb, void *arg, uint64_t tag)
+{
+	struct job *j;
+	int err;
+
+	if (size > CASFS_MAX_BLOB_SIZE || !cb)
+		return -EINVAL;
+	if (e->nwaiters >= FETCH_MAX_WAITERS)
+		return -EAGAIN;
+	stats.requests++;
+	j = table_find(e, digest, size);
+	if (j) {
+		unsigned before = j->nw;
+
+		err = add_waiter(e, j, cb, arg, tag);
+		if (!err && j->nw > before)
+			stats.dedup_joins++;
+		return err;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	bw_init(&j->bw);
+	memcpy(j->digest, digest, CASFS_SHA256_LEN);
+	hex_encode(digest, j->hex);
+	j->size = size;
+	err = add_waiter(e, j, cb, arg, tag);
+	if (err) {
+		job_free(j);
+		return err;
+	}
+	if (cache_lookup(e->cache, digest, size) == 1) {
+		stats.cache_hits++;
+		log_dbg("%s: already cached", j->hex);
+		j->state = JOB_DONE;
+		list_add(&e->done, j);
+		return 0;
+	}
+	if (table_add(e, j)) {
+		e->nwaiters--;
+		job_free(j);
+		return -ENOMEM;
+	}
+	j->t_start_us = mono_us();
+	j->deadline_ms = j->t_start_us / 1000 + (uint64_t)e->cfg.timeout_s * 1000;
+	j->state = JOB_QUEUED;
+	list_add(&e->queued, j);
+	log_dbg("%s: queued, %llu bytes", j->hex, (unsigned long long)size);
+	return 0;
+}
+
+static void start_jobs(struct fetch_engine *e)
+{
+	struct job *j;
+	int err;
+
+	while (e->active.n < e->cfg.jobs && (j = list_pop(&e->queued))) {
+		j->attempt++;
+		stats.attempts++;
+		if (!j->fetched) {
+			j->fetched = true;
+			stats.fetches++;
+		}
+		err = bw_open(&j->bw, cache_tmp_fd(e->cache), cache_blobs_fd(e->cache),
+			      j->digest, j->size);
+		if (err) {
+			log_err("%s: cannot create a file in %s/tmp: %s", j->hex,
+				cache_dir(e->cache), strerror(-err));
+			stats.err_other++;
+			finish(e, j, err);
+			continue;
+		}
+		j->state = JOB_ACTIVE;
+		list_add(&e->active, j);
+		err = e->be.ops->start(&e->be, j);
+		if (err)
+			fetch_attempt_done(e, j, RES_PERMANENT, err, NULL);
+	}
+}
+
+static void expire_backoff(struct fetch_engine *e)
+{
+	uint64_t now = mono_ms();
+
+	for (struct job *j = e->backoff.head, *n; j; j = n) {
+		n = j->next;
+		if (j->next_try_ms <= now) {
+			list_del(&e->backoff, j);
+			j->state = JOB_QUEUED;
+			list_add(&e->queued, j);
+		}
+	}
+}
+
+static void deliver(struct fetch_engine *e)
+{
+	struct job *j;
+
+	while ((j = list_pop(&e->done))) {
+		for (unsigned i = 0; i < j->nw; i++) {
+			e->nwaiters--;
+			j->w[i].cb(j->w[i].arg, j->w[i].tag, j->status);
+		}
+		job_free(j);
+	}
+}
+
+#define MAX_EXTRA 16
+
+int fetch_run(struct fetch_engine *e, int timeout_ms, struct pollfd *extra, unsigned n)
+{
+	struct curl_waitfd wfd[MAX_EXTRA];
+	uint64_t now;
+	CURLMcode mc;
+	int t = timeout_ms < 0 ? 0 : timeout_ms;
+
+	if (n > MAX_EXTRA)
+		return -EINVAL;
+	start_jobs(e);
+	if (e->done.n || e->be.ops->busy(&e->be))
+		t = 0;
+	now = mono_ms();
+	for (struct job *j = e->backoff.head; j && t; j = j->next) {
+		uint64_t left = j->next_try_ms > now ? j->next_try_ms - now : 0;
+
+		if (left < (uint64_t)t)
+			t = (int)left;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		wfd[i].fd = extra[i].fd;
+		wfd[i].events = (short)((extra[i].events & POLLIN ? CURL_WAIT_POLLIN : 0) |
+					(extra[i].events & POLLPRI ? CURL_WAIT_POLLPRI : 0) |
+					(extra[i].events & POLLOUT ? CURL_WAIT_POLLOUT : 0));
+		wfd[i].revents = 0;
+	}
+	mc = curl_multi_poll(e->multi, n ? wfd : NULL, n, t, NULL);
+	for (unsigned i = 0; i < n; i++)
+		extra[i].revents = (short)((wfd[i].revents & CURL_WAIT_POLLIN ? POLLIN : 0) |
+					   (wfd[i].revents & CURL_WAIT_POLLPRI ? POLLPRI : 0) |
+					   (wfd[i].revents & CURL_WAIT_POLLOUT ? POLLOUT : 0));
+	if (mc != CURLM_OK) {
+		log_err("curl_multi_poll: %s", curl_multi_strerror(mc));
+		return -EIO;
+	}
+	e->be.ops->step(&e->be);
+	expire_backoff(e);
+	start_jobs(e);
+	deliver(e);
+	stats.inflight = e->active.n;
+	stats.queued = e->queued.n + e->backoff.n;
+	return 0;
+}
+
+unsigned fetch_pending(const struct fetch_engine *e)
+{
+	return e->queued.n + e->active.n + e->backoff.n + e->done.n;
+}
+
+void fetch_engine_free(struct fetch_engine *e)
+{
+	struct job *j;
+
+	if (!e)
+		return;
+	while ((j = list_pop(&e->active))) {
+		if (e->be.ops)
+			e->be.ops->cancel(&e->be, j);
+		job_free(j);
+	}
+	while ((j = list_pop(&e->queued)))
+		job_free(j);
+	while ((j = list_pop(&e->backoff)))
+		job_free(j);
+	while ((j = list_pop(&e->done)))
+		job_free(j);
+	if (e->be.ops)
+		e->be.ops->destroy(&e->be);
+	if (e->multi)
+		curl_multi_cleanup(e->multi);
+	free(e->tab);
+	free(e);
+	curl_global_cleanup();
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * casfs-helper: the fetch engine. Independent of netlink so that tests can
+ * drive it: fetch_submit() a (digest, size) with a callback, then call
+ * fetch_run() in a loop; each callback is called exactly once, from
+ * fetch_run(), with 0 (the blob is in CACHE/blobs) or a negative errno.
+ *
+ * Concurrent submits of one (digest, size) share one fetch. A blob already
+ * in the cache completes at once. At most `jobs` transfers run at a time;
+ * transient failures are retried with exponential backoff and jitter
+ * (100 ms doubling to 5 s) until `timeout_s` after the request arrived.
+ */
+#ifndef CASFS_FETCH_H
+#define CASFS_FETCH_H
+
+#include <poll.h>
+#include <stdint.h>
+#include "common.h"
+
+struct cache;
+struct fetch_engine;
+
+typedef void (*fetch_cb)(void *arg, uint64_t tag, int status);
+
+struct fetch_config {
+	const char *url;		/* file:///DIR, http://..., https://... */
+	const char *instance;		/* REv2 instance name; unused by file/http */
+	const char *ca_file;		/* https: CA bundle (CAINFO) */
+	const char *auth_header_file;	/* http(s): extra header lines */
+	unsigned jobs;			/* parallel transfers, >= 1 */
+	unsigned timeout_s;		/* total time budget per blob, >= 1 */
+};
+
+/* Upper bound on callbacks outstanding (memory bound against a flood). */
+#define FETCH_MAX_WAITERS (1u << 20)
+
+int fetch_engine_new(struct fetch_engine **out, const struct fetch_config *cfg,
+		     struct cache *cache);
+/*
+ * 0: cb will be called once from fetch_run(). Negative errno: refused
+ * (bad size, too many outstanding, no memory), cb will not be called.
+ * tag is passed back to cb; submits with the same tag on one in-flight
+ * blob are merged (a resent request gets one answer).
+ */
+int fetch_submit(struct fetch_engine *e, const uint8_t digest[CASFS_SHA256_LEN],
+		 uint64_t size, fetch_cb cb, void *arg, uint64_t tag);
+/*
+ * One turn of the loop: start transfers, wait up to timeout_ms for
+ * transfer progress or for one of extra[0..n) to be ready (revents set as
+ * by poll), make progress, deliver completions. 0 or -errno.
+ */
+int fetch_run(struct fetch_engine *e, int timeout_ms, struct pollfd *extra, unsigned n);
+/* Blobs queued, transferring, waiting to retry or with callbacks pending. */
+unsigned fetch_pending(const struct fetch_engine *e);
+/* Abandon everything (temp files removed, callbacks not called) and free. */
+void fetch_engine_free(struct fetch_engine *e);
+
+#endif

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * casfs-helper: the generic netlink channel to casfs.ko (libnl-genl-3).
+ * See include/uapi/linux/casfs.h for the protocol.
+ */
+#ifndef CASFS_NETLINK_H
+#define CASFS_NETLINK_H
+
+#include <stdint.h>
+#include "common.h"
+
+struct nlmsghdr;
+struct nlh;
+
+typedef void (*nlh_fetch_fn)(void *arg, uint32_t req_id,
+			     const uint8_t digest[CASFS_SHA256_LEN], uint64_t size);
+
+/*
+ * Open a socket and resolve the family. -ENOENT: family not registered
+ * (module not loaded). Other negative errno on failure.
+ */
+int nlh_open(struct nlh **out, nlh_fetch_fn fn, void *arg);
+/*
+ * Send REGISTER and wait (up to timeout_ms) for the kernel's reply.
+ * 0: registered. -EPROTO: the kernel speaks another protocol version
+ * (*kernel_version says which). Else -errno (EPERM: not CAP_SYS_ADMIN;
+ * EBUSY: another helper is registered; ETIMEDOUT).
+ */
+int nlh_register(struct nlh *h, int timeout_ms, uint32_t *kernel_version);
+int nlh_fd(const struct nlh *h);
+/*
+ * Read and dispatch everything queued on the socket (FETCH -> fn).
+ * 0, or -ENOBUFS if messages were lost (the caller should re-register:
+ * the kernel then resends every pending FETCH), or another -errno.
+ */
+int nlh_receive(struct nlh *h);
+/* Ask again for the pending list (after an overrun), without waiting. */
+int nlh_reregister(struct nlh *h);
+int nlh_send_done(struct nlh *h, uint32_t req_id, int32_t status);
+void nlh_close(struct nlh *h);
+/* The family id now, or -ENOENT; uses a short-lived socket. */
+int nlh_resolve_family(void);
+int nlh_family(const struct nlh *h);
+
+/*
+ * Validate a FETCH message from the family `family`: genl header, cmd,
+ * REQ_ID u32 != 0, DIGEST exactly 32 bytes, SIZE u64 <= CASFS_MAX_BLOB_SIZE.
+ * 0 or -EINVAL (with a reason in *why).
+ */
+int nlh_parse_fetch(struct nlmsghdr *nlh, int family, uint32_t *req_id,
+		    uint8_t digest[CASFS_SHA256_LEN], uint64_t *size, const char **why);
+/* Validate a REGISTER reply: 0 and *version, or -EINVAL. */
+int nlh_parse_register(struct nlmsghdr *nlh, int family, uint32_t *version,
+		       const char **why);
+
+#endif

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * casfs-helper: counters and a fetch-latency histogram, written atomically
+ * as "key value" lines to the stats file (default /run/casfs-helper.stats)
+ * for `casfsctl stats`.
+ */
+#ifndef CASFS_STATS_H
+#define CASFS_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bucket i holds latencies <= 64us * 2^(i/4); the last one everything above. */
+#define STATS_NBUCKETS 100
+
+struct helper_stats {
+	uint64_t requests;	/* FETCH requests received (incl. joins, hits) */
+	uint64_t cache_hits;	/* blob already in the cache */
+	uint64_t dedup_joins;	/* joined a fetch already in flight */
+	uint64_t fetches;	/* blobs fetched from the CAS (jobs started) */
+	uint64_t fetch_ok;	/* ... that ended published */
+	uint64_t fetch_bytes;	/* bytes published */
+	uint64_t attempts;	/* backend transfers started (incl. retries) */
+	uint64_t retries;
+	uint64_t errors;	/* jobs that ended in an error */
+	uint64_t err_notfound;
+	uint64_t err_verify;	/* size or sha256 mismatch */
+	uint64_t err_access;
+	uint64_t err_timeout;	/* gave up: transient errors until the deadline */
+	uint64_t err_other;
+	uint64_t evictions;
+	uint64_t evicted_bytes;
+	uint64_t done_sent;
+	uint64_t done_failed;
+	uint64_t malformed;	/* netlink messages ignored */
+	/* gauges, refreshed by the owner before writing */
+	uint64_t inflight;
+	uint64_t queued;
+	uint64_t cache_bytes;
+	uint64_t cache_blobs;
+	uint64_t cache_max_bytes;
+	/* latency of fetched (not cached) blobs, request to DONE */
+	uint64_t lat_count;
+	uint64_t lat_sum_us;
+	uint64_t lat_buckets[STATS_NBUCKETS];
+	uint64_t started_ms;
+};
+
+extern struct helper_stats stats;
+
+void stats_reset(void);
+void stats_latency(uint64_t us);
+/* p in [0,1]; upper bound of the bucket that holds the p-quantile, in us. */
+uint64_t stats_percentile(double p);
+uint64_t stats_bucket_bound(unsigned i);
+/* Format into buf; returns length (truncated to len-1). */
+size_t stats_format(char *buf, size_t len);
+/* Write to path.tmp and rename over path. 0 or -errno. */
+int stats_write(const char *path);
+
+#endif

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* casfs userspace unit tests: a tiny framework. */
+#ifndef CASFS_T_H
+#define CASFS_T_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct test {
+	const char *name;
+	void (*fn)(void);
+};
+
+struct suite {
+	const char *name;
+	const struct test *tests;
+	/* set when the suite cannot run here; its tests are reported skipped */
+	const char *(*skip)(void);
+};
+
+extern int t_checks_failed;
+
+void t_fail(const char *file, int line, const char *what);
+#define CHECK(c) do { if (!(c)) t_fail(__FILE__, __LINE__, #c); } while (0)
+#define CHECK_INT(a, b) do { \
+	long long _a = (long long)(a), _b = (long long)(b); \
+	if (_a != _b) { \
+		char _m[512]; \
+		snprintf(_m, sizeof(_m), "%s == %s (%lld != %lld)", #a, #b, _a, _b); \
+		t_fail(__FILE__, __LINE__, _m); \
+	} } while (0)
+#define CHECK_STR(a, b) do { \
+	const char *_a = (a), *_b = (b); \
+	if (!_a || !_b || strcmp(_a, _b)) { \
+		char _m[1024]; \
+		snprintf(_m, sizeof(_m), "%s == %s (\"%s\" != \"%s\")", #a, #b, \
+			 _a ? _a : "(null)", _b ? _b : "(null)"); \
+		t_fail(__FILE__, __LINE__, _m); \
+	} } while (0)
+/* Stop the test if a precondition does not hold. */
+#define REQUIRE(c) do { if (!(c)) { t_fail(__FILE__, __LINE__, #c); return; } } while (0)
+
+/* Captured log lines (since the test began). */
+bool t_log_contains(const char *needle);
+void t_log_clear(void);
+
+/* A fresh 0755 root-owned temp dir (removed after the test). */
+const char *t_tmpdir(void);
+void t_rm_rf(const char *path);
+int t_write_file(const char *path, const void *data, size_t len, int mode);
+/* Read a file; returns malloc'ed bytes (caller frees) or NULL. */
+char *t_read_file(const char *path, size_t *len);
+int t_count_dir(const char *path);	/* entries besides . and .. */
+void t_fill(void *buf, size_t len, unsigned seed);
+void t_sha256_hex(const void *p, size_t n, char hex[65]);
+
+extern const struct test verify_tests[], publish_tests[], manifest_tests[],
+	cache_tests[], config_tests[], fetch_file_tests[], http_tests[],
+	netlink_tests[], stats_tests[];
+const char *http_skip(void);
+
+#endif

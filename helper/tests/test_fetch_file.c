@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Tests: the fetch engine end to end with the file:// backend. */
+#include "fetch_util.h"
+#include "../common.h"
+#include "../stats.h"
+#include "../verify.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct env {
+	const char *cas, *cache;
+	char url[400];
+	struct cache *c;
+	struct fetch_engine *e;
+	struct results r;
+};
+
+static int setup(struct env *v, unsigned jobs, uint64_t max_bytes)
+{
+	struct fetch_config fc = { 0 };
+
+	memset(v, 0, sizeof(*v));
+	v->cas = t_tmpdir();
+	v->cache = t_tmpdir();
+	if (!v->cas || !v->cache)
+		return -1;
+	snprintf(v->url, sizeof(v->url), "file://%s", v->cas);
+	if (cache_open(&v->c, v->cache, max_bytes, 0))
+		return -1;
+	fc.url = v->url;
+	fc.jobs = jobs;
+	fc.timeout_s = 5;
+	return fetch_engine_new(&v->e, &fc, v->c);
+}
+
+static void teardown(struct env *v)
+{
+	fetch_engine_free(v->e);
+	cache_close(v->c);
+}
+
+static int tmp_count(struct env *v)
+{
+	char p[400];
+
+	snprintf(p, sizeof(p), "%s/tmp", v->cache);
+	return t_count_dir(p);
+}
+
+static void t_both_layouts(void)
+{
+	struct env v;
+	uint8_t a[32], b[32];
+
+	REQUIRE(setup(&v, 4, 0) == 0);
+	t_make_blob(v.cas, "cas", 1, 300000, a);	/* DIR/cas/<hex> */
+	t_make_blob(v.cas, "", 2, 5000, b);		/* DIR/<hex> */
+	CHECK_INT(fetch_submit(v.e, a, 300000, t_cb, &v.r, 0), 0);
+	CHECK_INT(fetch_submit(v.e, b, 5000, t_cb, &v.r, 1), 0);
+	CHECK_INT(v.r.called[0], 0);	/* never from inside submit */
+	CHECK_INT(t_drain(v.e, 5000), 0);
+	CHECK_INT(v.r.called[0], 1);
+	CHECK_INT(v.r.status[0], 0);
+	CHECK_INT(v.r.called[1], 1);
+	CHECK_INT(v.r.status[1], 0);
+	CHECK(t_cached_ok(v.cache, a, 300000, 1));
+	CHECK(t_cached_ok(v.cache, b, 5000, 2));
+	CHECK_INT(tmp_count(&v), 0);
+	CHECK_INT(stats.fetch_ok, 2);
+	CHECK_INT(stats.fetch_bytes, 305000);
+	CHECK_INT(stats.lat_count, 2);
+	teardown(&v);
+}
+
+static void t_big_blob_sliced(void)
+{
+	struct env v;
+	uint8_t a[32];
+	size_t n = 5 * 1024 * 1024 + 17;
+
+	REQUIRE(setup(&v, 2, 0) == 0);
+	t_make_blob(v.cas, "cas", 3, n, a);
+	CHECK_INT(fetch_submit(v.e, a, n, t_cb, &v.r, 0), 0);
+	CHECK_INT(t_drain(v.e, 10000), 0);
+	CHECK_INT(v.r.status[0], 0);
+	CHECK(t_cached_ok(v.cache, a, n, 3));
+	teardown(&v);
+}
+
+static void t_missing(void)
+{
+	struct env v;
+	uint8_t a[32] = { 0xaa };
+
+	REQUIRE(setup(&v, 4, 0) == 0);
+	CHECK_INT(fetch_submit(v.e, a, 10, t_cb, &v.r, 0), 0);
+	CHECK_INT(t_drain(v.e, 5000), 0);
+	CHECK_INT(v.r.called[0], 1);
+	CHECK_INT(v.r.status[0], -ENOENT);
+	CHECK_INT(stats.err_notfound, 1);
+	CHECK_INT(stats.retries, 0);
+	CHECK_INT(tmp_count(&v), 0);
+	teardown(&v);
+}
+
+static void corrupt_case(size_t real, size_t claimed, bool flip, const char *logmsg)
+{
+	struct env v;
+	char path[512], hex[65];
+	char *buf = malloc(real + 1);
+	uint8_t d[32];
+
+	REQUIRE(setup(&v, 4, 0) == 0);
+	/* the blob's true content, then a different file under its name */
+	t_fill(buf, claimed, 9);
+	sha256_buf(buf, claimed, d);
+	hex_encode(d, hex);
+	t_fill(buf, real, 9);
+	if (flip)
+		buf[real / 2] ^= 1;
+	mkdir(strcat(strcpy(path, v.cas), "/cas"), 0755);
+	snprintf(path, sizeof(path), "%s/cas/%s", v.cas, hex);
+	t_write_file(path, buf, real, 0644);
+	free(buf);
+
+	CHECK_INT(fetch_submit(v.e, d, claimed, t_cb, &v.r, 3), 0);
+	CHECK_INT(t_drain(v.e, 5000), 0);
+	CHECK_INT(v.r.called[3], 1);
+	CHECK_INT(v.r.status[3], -EIO);
+	snprintf(path, sizeof(path), "%s/blobs/%s", v.cache, hex);
+	CHECK(access(path, F_OK) != 0);
+	CHECK_INT(tmp_count(&v), 0);
+	{
+		char want[200];
+
+		snprintf(want, sizeof(want), "%s: %s", hex, logmsg);
+		CHECK(t_log_contains(want));
+	}
+	teardown(&v);
+}
+
+static void t_corrupt(void)
+{
+	corrupt_case(10000, 10000, true, "sha256 mismatch");
+}
+
+static void t_short(void)
+{
+	corrupt_case(9999, 10000, false, "short body");
+}
+
+static void t_long(void)
+{
+	corrupt_case(10001, 10000, false, "body longer than expected");
+}
+
+static void t_fifo_not_followed(void)
+{
+	struct env v;
+	char path[512], hex[65];
+	uint8_t d[32] = { 0x42 };
+
+	REQUIRE(setup(&v, 4, 0) == 0);
+	hex_encode(d, hex);
+	snprintf(path, sizeof(path), "%s/%s", v.cas, hex);
+	REQUIRE(mkfifo(path, 0644) == 0);
+	CHECK_INT(fetch_submit(v.e, d, 10, t_cb, &v.r, 0), 0);
+	CHECK_INT(t_drain(v.e, 3000), 0);
+	CHECK_INT(v.r.status[0], -EIO);
+	teardown(&v);
+}
+
+static void t_dedup(void)
+{
+	struct env v;
+	uint8_t a[32];
+
+	REQUIRE(setup(&v, 4, 0) == 0);
+	t_make_blob(v.cas, "cas", 4, 100000, a);
+	for (int i = 0; i < 5; i++)
+		CHECK_INT(fetch_submit(v.e, a, 100000, t_cb, &v.r, (uint64_t)i), 0);
+	/* the same request twice (a resend) gets one answer */
+	CHECK_INT(fetch_submit(v.e, a, 100000, t_cb, &v.r, 2), 0);
+	CHECK_INT(t_drain(v.e, 5000), 0);
+	for (int i = 0; i < 5; i++) {
+		CHECK_INT(v.r.called[i], 1);
+		CHECK_INT(v.r.status[i], 0);
+	}
+	CHECK_INT(stats.fetches, 1);
+	CHECK_INT(stats.attempts, 1);
+	CHECK_INT(stats.dedup_joins, 4);
+	CHECK_INT(stats.requests, 6);
+	teardown(&v);
+}
+
+static void t_cache_hit(void)
+{
+	struct env v;
+	uint8_t a[32];
+	char path[512], hex[65];
+	struct stat st;
+	struct timespec old[2] = { { 1000, 0 }, { 1000, 0 } };
+
+	REQUIRE(setup(&v, 4, 0) == 0);
+	t_make_blob(v.cas, "cas", 5, 1000, a);
+	CHECK_INT(fetch_submit(v.e, a, 1000, t_cb, &v.r, 0), 0);
+	CHECK_INT(t_drain(v.e, 5000), 0);
+	CHECK_INT(stats.fetches, 1);
+	/* remove it from the CAS: a second request must be served from the cache */
+	hex_encode(a, hex);
+	snprintf(path, sizeof(path), "%s/cas/%s", v.cas, hex);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/blobs/%s", v.cache, hex);
+	utimensat(AT_FDCWD, path, old, 0);
+	CHECK_INT(fetch_submit(v.e, a, 1000, t_cb, &v.r, 1), 0);
+	CHECK_INT(t_drain(v.e, 5000), 0);
+	CHECK_INT(v.r.called[1], 1);
+	CHECK_INT(v.r.status[1], 0);
+	CHECK_INT(stats.cache_hits, 1);
+	CHECK_INT(stats.fetches, 1);
+	CHECK(stat(path, &st) == 0 && st.st_mtime > 1000);	/* touched for LRU */
+	/* a cached blob of the wrong size is fetched again (and fails here) */
+	CHECK_INT(fetch_submit(v.e, a, 999, t_cb, &v.r, 2), 0);
+	CHECK_INT(t_drain(v.e, 5000), 0);
+	CHECK_INT(v.r.status[2], -ENOENT);
+	teardown(&v);
+}
+
+static void t_jobs_limit(void)
+{
+	struct env v;
+	uint8_t d[20][32];
+	unsigned max_active = 0;
+
+	REQUIRE(setup(&v, 3, 0) == 0);
+	for (int i = 0; i < 20; i++) {
+		t_make_blob(v.cas, "cas", 100 + (unsigned)i, 2 * 1024 * 1024, d[i]);
+		CHECK_INT(fetch_submit(v.e, d[i], 2 * 1024 * 1024, t_cb, &v.r, (uint64_t)i), 0);
+	}
+	while (fetch_pending(v.e)) {
+		REQUIRE(fetch_run(v.e, 50, NULL, 0) == 0);
+		if (stats.inflight > max_active)
+			max_active = (unsigned)stats.inflight;
+	}
+	CHECK(max_active <= 3);
+	CHECK(max_active >= 2);
+	for (int i = 0; i < 20; i++) {
+		CHECK_INT(v.r.status[i], 0);
+		CHECK(t_cached_ok(v.cache, d[i], 2 * 1024 * 1024, 100 + (unsigned)i));
+	}
+	teardown(&v);
+}
+
+static void t_eviction_through_engine(void)
+{
+	struct env v;
+	uint8_t d[6][32];
+	char blobs[400];
+
+	REQUIRE(setup(&v, 2, 25000) == 0);
+	for (int i = 0; i < 6; i++) {
+		t_make_blob(v.cas, "cas", 200 + (unsigned)i, 10000, d[i]);
+		CHECK_INT(fetch_submit(v.e, d[i], 10000, t_cb, &v.r, (uint64_t)i), 0);
+		CHECK_INT(t_drain(v.e, 5000), 0);
+		CHECK_INT(v.r.status[i], 0);
+		CHECK(cache_total_bytes(v.c) <= 25000);
+	}
+	snprintf(blobs, sizeof(blobs), "%s/blobs", v.cache);
+	CHECK(t_count_dir(blobs) <= 2);
+	CHECK(t_cached_ok(v.cache, d[5], 10000, 205));	/* the newest stays */
+	CHECK(stats.evictions >= 4);
+	teardown(&v);
+}
+
+static void t_refuses(void)
+{
+	struct env v;
+	uint8_t a[32] = { 0 };
+
+	REQUIRE(setup(&v, 1, 0) == 0);
+	CHECK_INT(fetch_submit(v.e, a, CASFS_MAX_BLOB_SIZE + 1, t_cb, &v.r, 0), -EINVAL);
+	CHECK_INT(fetch_pending(v.e), 0);
+	teardown(&v);
+}
+
+static void t_abandon(void)
+{
+	/* freeing the engine mid-transfer removes temp files, calls nothing */
+	struct env v;
+	uint8_t a[32];
+
+	REQUIRE(setup(&v, 1, 0) == 0);
+	t_make_blob(v.cas, "cas", 6, 8 * 1024 * 1024, a);
+	CHECK_INT(fetch_submit(v.e, a, 8 * 1024 * 1024, t_cb, &v.r, 0), 0);
+	CHECK_INT(fetch_run(v.e, 0, NULL, 0), 0);
+	CHECK_INT(tmp_count(&v), 1);
+	fetch_engine_free(v.e);
+	v.e = NULL;
+	CHECK_INT(tmp_count(&v), 0);
+	CHECK_INT(v.r.called[0], 0);
+	cache_close(v.c);
+}
+
+static void t_bad_urls(void)
+{
+	const char *cache = t_tmpdir();
+	struct fetch_config fc = { .jobs = 1, .timeout_s = 1 };
+	struct fetch_engine *e = NULL;
+	struct cache *c;
+
+	REQUIRE(cache_open(&c, cache, 0, 0) == 0);
+	fc.url = "file://relative";
+	CHECK_INT(fetch_engine_new(&e, &fc, c), -EINVAL);
+	fc.url = "ftp://x/";
+	CHECK_INT(fetch_engine_new(&e, &fc, c), -EINVAL);
+	fc.url = "grpc://x:1234";
+	CHECK_INT(fetch_engine_new(&e, &fc, c), -EPROTONOSUPPORT);
+	fc.url = "http://x/ y";
+	CHECK_INT(fetch_engine_new(&e, &fc, c), -EINVAL);
+	fc.url = "file:///srv/cas";
+	fc.instance = "main";
+	CHECK_INT(fetch_engine_new(&e, &fc, c), 0);
+	CHECK(t_log_contains("--instance main is only used by the gRPC backend"));
+	fetch_engine_free(e);
+	cache_close(c);
+}
+
+const struct test fetch_file_tests[] = {
+	{ "both_layouts", t_both_layouts },
+	{ "big_blob_sliced", t_big_blob_sliced },
+	{ "missing_enoent", t_missing },
+	{ "corrupt_eio", t_corrupt },
+	{ "short_eio", t_short },
+	{ "long_eio", t_long },
+	{ "fifo_in_cas", t_fifo_not_followed },
+	{ "dedup", t_dedup },
+	{ "cache_hit_touches", t_cache_hit },
+	{ "jobs_limit", t_jobs_limit },
+	{ "eviction_through_engine", t_eviction_through_engine },
+	{ "refuses_bad_size", t_refuses },
+	{ "abandon_on_free", t_abandon },
+	{ "bad_urls", t_bad_urls },
+	{ NULL, NULL },
+};
