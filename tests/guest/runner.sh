@@ -71,8 +71,13 @@ test_timeout() {
 	echo "${t:-$default_timeout}"
 }
 
-# Mount points (field 5 of mountinfo) present before any test ran.
+# Mount points (field 5 of mountinfo), one per mount, in sort order. The
+# kernel writes a space in a path as \040, a tab as \011.
 mountpoints() { awk '{print $5}' /proc/self/mountinfo | sort; }
+unescape() {
+	local p=${1//\\040/ }
+	echo "${p//\\011/$'\t'}"
+}
 baseline_mounts=$(mountpoints)
 
 casfs_loaded() { [[ -d /sys/module/casfs ]]; }
@@ -80,32 +85,42 @@ casfs_loaded() { [[ -d /sys/module/casfs ]]; }
 # Cleans up what a test left behind. Prints what it found; returns 1 if it
 # found anything.
 check_state() {
-	local dirty=0 mp new
+	local dirty=0 mp
 	# casfs mounts first (lazy: a test may still hold files open on them).
 	while read -r mp; do
-		echo "CASFS-RUNNER: left state behind: casfs mounted on $mp"
-		umount -l "$mp" || true
+		[[ -n $mp ]] || continue
+		echo "CASFS-RUNNER: left state behind: casfs mounted on $(unescape "$mp")"
+		umount -l "$(unescape "$mp")" || true
 		dirty=1
-	done < <(awk '$3 == "casfs" {print $2}' /proc/self/mounts | sort -r)
-	# Any other new mount point, deepest first.
-	new=$(comm -13 <(echo "$baseline_mounts") <(mountpoints) | sort -r)
-	for mp in $new; do
-		echo "CASFS-RUNNER: left state behind: $mp still mounted"
-		umount -l "$mp" || true
+	done <<<"$(awk '$3 == "casfs" {print $2}' /proc/self/mounts | sort -r)"
+	# Any other new mount, deepest first (reverse order puts /a/b before /a;
+	# a path mounted twice appears twice).
+	while read -r mp; do
+		[[ -n $mp ]] || continue
+		echo "CASFS-RUNNER: left state behind: $(unescape "$mp") still mounted"
+		umount -l "$(unescape "$mp")" || true
 		dirty=1
-	done
+	done <<<"$(comm -13 <(echo "$baseline_mounts") <(mountpoints) | sort -r)"
+	while read -r mp; do
+		[[ -n $mp ]] || continue
+		echo "CASFS-RUNNER: left state behind: $(unescape "$mp") was unmounted"
+		dirty=1
+	done <<<"$(comm -23 <(echo "$baseline_mounts") <(mountpoints))"
 	if casfs_loaded; then
 		echo "CASFS-RUNNER: left state behind: casfs module still loaded"
 		rmmod casfs || echo "CASFS-RUNNER: rmmod casfs failed"
 		dirty=1
 	fi
+	# What could not be undone is the next test's starting point, not its
+	# fault.
+	((dirty)) && baseline_mounts=$(mountpoints)
 	return "$dirty"
 }
 
 now() { echo "$EPOCHREALTIME"; }
 
 shopt -s nullglob
-for test in "$CASFS_REPO"/tests/kernel/*.sh; do
+for test in "${CASFS_TESTS_DIR:-$CASFS_REPO/tests/kernel}"/*.sh; do
 	[[ -f $test && -x $test ]] || continue
 	name=$(basename "$test" .sh)
 	selected "$name" || continue
@@ -160,7 +175,17 @@ for test in "$CASFS_REPO"/tests/kernel/*.sh; do
 	echo "CASFS-RESULT $name $result $secs"
 done
 
+# The whole kernel log, from /dev/kmsg: dmesg(1) would leave out whatever a
+# test cleared with "dmesg -C". Records are "prio,seq,usec,flags;text" plus
+# " KEY=value" continuation lines; print them the way dmesg does.
 echo "CASFS-DMESG-BEGIN"
-dmesg
+dd if=/dev/kmsg iflag=nonblock bs=16384 status=none 2>/dev/null |
+	awk '/^ / { next }
+	{
+		i = index($0, ";")
+		if (!i) next
+		split(substr($0, 1, i - 1), h, ",")
+		printf "[%5d.%06d] %s\n", int(h[3] / 1000000), h[3] % 1000000, substr($0, i + 1)
+	}'
 echo "CASFS-DMESG-END"
 echo "CASFS-GUEST-DONE uptime=$(cut -d' ' -f1 /proc/uptime)s"

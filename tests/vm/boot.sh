@@ -10,6 +10,7 @@
 #   CASFS_KO            module to test (default: build/kbuild/RELEASE/kmod/casfs.ko)
 #   CASFS_BIN           test programs (default: build/tests)
 #   CASFS_FILTER        comma-separated globs on test names, e.g. '0[1-3]-*'
+#   CASFS_TESTS_DIR     absolute directory of the tests to run (tests/kernel)
 #   CASFS_TEST_TIMEOUT  default per-test timeout in the guest (600 s)
 #   CASFS_VM_TIMEOUT    hard limit for the whole VM run (1500 s)
 #   CASFS_VM_MEM        guest memory in MiB (2048)
@@ -81,6 +82,7 @@ cmdline=(
 	casfsvm.bin="$bin"
 )
 [[ -n ${CASFS_FILTER:-} ]] && cmdline+=(casfsvm.filter="$CASFS_FILTER")
+[[ -n ${CASFS_TESTS_DIR:-} ]] && cmdline+=(casfsvm.tests="$CASFS_TESTS_DIR")
 [[ -n ${CASFS_TEST_TIMEOUT:-} ]] && cmdline+=(casfsvm.timeout="$CASFS_TEST_TIMEOUT")
 
 # Measured choices (tests/vm/README.md has the numbers):

@@ -9,6 +9,7 @@
 #   casfsvm.ko=FILE      casfs.ko built for this kernel       -> CASFS_KO
 #   casfsvm.bin=DIR      built test programs                  -> CASFS_BIN
 #   casfsvm.filter=GLOBS comma-separated test-name globs      -> CASFS_FILTER
+#   casfsvm.tests=DIR    directory of tests (tests/kernel)     -> CASFS_TESTS_DIR
 #   casfsvm.timeout=N    default per-test timeout, seconds    -> CASFS_TEST_TIMEOUT
 #   casfsvm.disk=1       a scratch virtio disk is attached    -> CASFS_DISK
 #   casfsvm.9p=OPTS      override the 9p mount options (for measuring)
@@ -42,7 +43,7 @@ die() {
 	exit 1
 }
 
-repo='' ko='' bin='' filter='' timeout='' disk='' p9opts=''
+repo='' ko='' bin='' tests='' filter='' timeout='' disk='' p9opts=''
 # set -f: the filter may hold glob characters that must not expand here.
 set -f
 read -r cmdline </proc/cmdline
@@ -52,6 +53,7 @@ for arg in $cmdline; do
 	casfsvm.ko=*) ko=${arg#*=} ;;
 	casfsvm.bin=*) bin=${arg#*=} ;;
 	casfsvm.filter=*) filter=${arg#*=} ;;
+	casfsvm.tests=*) tests=${arg#*=} ;;
 	casfsvm.timeout=*) timeout=${arg#*=} ;;
 	casfsvm.disk=*) disk=${arg#*=} ;;
 	casfsvm.9p=*) p9opts=${arg#*=} ;;
@@ -84,7 +86,7 @@ done
 # on top of the tmpfs afterwards.
 n=0
 kept=
-for p in "$repo" "${ko%/*}" "$bin"; do
+for p in "$repo" "${ko%/*}" "$bin" "$tests"; do
 	case $p/ in
 	/tmp/* | /run/* | /mnt/* | /var/tmp/*) ;;
 	*) continue ;;
@@ -135,6 +137,7 @@ chroot /host /usr/bin/env -i \
 	HOME=/root TERM=dumb LANG=C.UTF-8 TMPDIR=/tmp \
 	CASFS_REPO="$repo" CASFS_KO="$ko" CASFS_BIN="$bin" \
 	CASFS_FILTER="$filter" CASFS_TEST_TIMEOUT="$timeout" \
+	CASFS_TESTS_DIR="$tests" \
 	CASFS_DISK="$disk_dev" \
 	/bin/bash "$repo/tests/guest/runner.sh"
 echo "CASFS-INIT: runner exited with status $?, uptime $(cut -d' ' -f1 /proc/uptime)s"

@@ -1,5 +1,6 @@
 #!/bin/bash
 # Filesystem benchmark, run inside the QEMU guest (bench/run.sh boots it).
+# timeout: 1800
 # Each measurement runs on casfs (cache on tmpfs) and on tmpfs, alternating,
 # REPS times; the median of each is reported with the ratio casfs/tmpfs
 # (for throughput: >1 means casfs is faster; for time: <1 means faster).
@@ -34,9 +35,10 @@ run_pair() {
 	cm=$(printf '%s\n' "${c[@]}" | awk -v f="$field" '{print $f}' | median)
 	tm=$(printf '%s\n' "${t[@]}" | awk -v f="$field" '{print $f}' | median)
 	awk -v n="$name" -v c="$cm" -v t="$tm" -v f="$field" 'BEGIN {
-		unit = (f == 2) ? "s" : "/s";
-		printf "BENCH %-34s casfs %12.3f%s  tmpfs %12.3f%s  ratio casfs/tmpfs %.3f\n",
-			n, c, unit, t, unit, c / t }'
+		unit = (f == 2) ? "s" : "/s"; scale = 1;
+		if (n ~ /bytes/) { unit = " MiB/s"; scale = 1048576 }
+		printf "BENCH %-36s casfs %10.2f%s  tmpfs %10.2f%s  ratio casfs/tmpfs %.3f\n",
+			n, c / scale, unit, t / scale, unit, c / t }'
 }
 
 mkdir -p "$MNT/meta" "$REF/meta"
