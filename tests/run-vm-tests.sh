@@ -21,7 +21,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 out=${CASFS_VM_OUT:-$repo/build/vm/logs}
 
-# shellcheck source=lib/kernels.sh
+# shellcheck source-path=SCRIPTDIR source=lib/kernels.sh
 . "$here/lib/kernels.sh"
 releases=("$@")
 if ((${#releases[@]} == 0)); then
@@ -52,6 +52,13 @@ show_output() {
 }
 
 mkdir -p "$out"
+# Two runs sharing $out would overwrite each other's console logs (and two
+# VMs on this 2-core machine only slow each other down): take turns.
+exec {lock_fd}>"$out/.lock"
+if ! flock -n "$lock_fd"; then
+	echo "run-vm-tests: waiting for another run using $out" >&2
+	flock "$lock_fd"
+fi
 for rel in "${releases[@]}"; do
 	ko=${CASFS_KO:-$repo/build/kbuild/$rel/kmod/casfs.ko}
 	[[ -e $ko ]] || echo "run-vm-tests: warning: $ko not built" >&2
