@@ -300,16 +300,14 @@ static int cmd_stage(int argc, char **argv)
 		    !memcmp(p, v[i - 1].m.path, v[i].dirlen))
 			continue;	/* same directory as before */
 		for (size_t k = 1; k <= v[i].dirlen; k++) {
-			char save, *key = p;
-			char **hit;
+			char prefix[MANIFEST_MAX_PATH + 1], *key = prefix;
 
 			if (k < v[i].dirlen && p[k] != '/')
 				continue;
-			save = p[k];
-			p[k] = 0;
-			hit = bsearch(&key, files, n, sizeof(*files), cmp_str);
-			p[k] = save;
-			if (hit) {
+			/* a copy: files[] points at these very strings */
+			memcpy(prefix, p, k);
+			prefix[k] = 0;
+			if (bsearch(&key, files, n, sizeof(*files), cmp_str)) {
 				fprintf(stderr, "casfsctl: %s:%lu: %s: a parent is also a file in the manifest\n",
 					mf, v[i].m.line, p);
 				goto out;
@@ -321,6 +319,18 @@ static int cmd_stage(int argc, char **argv)
 	if (root < 0) {
 		fprintf(stderr, "casfsctl: %s: %s\n", dir, strerror(errno));
 		goto out;
+	}
+	/* An empty STAGE: is this casfs at all? Before any mkdir. */
+	{
+		struct casfs_stage probe = { .bad_index = ~0u };
+
+		if (ioctl(root, CASFS_IOC_STAGE, &probe) < 0 &&
+		    (errno == ENOTTY || errno == EACCES || errno == EROFS ||
+		     errno == EPERM)) {
+			fprintf(stderr, "casfsctl: %s: %s\n", dir,
+				errno == ENOTTY ? "not a directory on casfs" : strerror(errno));
+			goto out;
+		}
 	}
 	for (size_t i = 0; i < n;) {
 		size_t j = i + 1;

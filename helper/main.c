@@ -136,9 +136,12 @@ static int try_connect(struct ctx *c)
 		return 0;
 	}
 	drop_nl(c);
-	if (r == -EPROTO)
+	if (r == -EPROTO && kv)
 		log_err("casfs.ko speaks protocol version %u, this helper speaks %u: "
 			"refusing to run (install matching versions)", kv, CASFS_PROTO_VERSION);
+	else if (r == -EPROTO)
+		log_err("casfs.ko does not support protocol version %u: refusing to run "
+			"(install matching versions)", CASFS_PROTO_VERSION);
 	else if (r == -EPERM)
 		log_err("REGISTER refused: the helper needs CAP_SYS_ADMIN");
 	return r;
@@ -250,6 +253,8 @@ int main(int argc, char **argv)
 			} else {
 				connect_failures = 0;
 				last_family_check = now;
+				if (nlh_take_overrun(c.nl))
+					want_rereg = true;
 			}
 			now = mono_ms();
 		}
@@ -288,13 +293,14 @@ int main(int argc, char **argv)
 		}
 		if (c.nl && pfd[1].revents) {
 			r = nlh_receive(c.nl);
-			if (r == -ENOBUFS) {
+			if (r == -ENOBUFS || nlh_take_overrun(c.nl)) {
 				log_warn("netlink receive queue overrun: FETCH messages lost");
 				want_rereg = true;
-			} else if (r == -EPROTO) {
+			}
+			if (r == -EPROTO) {
 				code = EXIT_CONFIG;
 				break;
-			} else if (r) {
+			} else if (r && r != -ENOBUFS) {
 				log_err("netlink: %s; reconnecting", strerror(-r));
 				drop_nl(&c);
 				next_connect = now + 1000;

@@ -35,6 +35,7 @@ struct nlh {
 	uint32_t reg_version;
 	int reg_err;
 	int fatal;		/* e.g. -EPROTO from a re-register reply */
+	bool overrun;		/* FETCHes were lost since nlh_take_overrun() */
 };
 
 static struct nla_policy casfs_policy[CASFS_A_MAX + 1] = {
@@ -210,8 +211,12 @@ static int on_error(struct sockaddr_nl *who, struct nlmsgerr *e, void *arg)
 		h->reg_err = e->error < 0 ? e->error : -EIO;
 		return NL_SKIP;
 	}
-	log_warn("netlink: kernel refused a message (seq %u): %s", e->msg.nlmsg_seq,
-		 strerror(e->error < 0 ? -e->error : EIO));
+	if (e->error == -ENOENT)	/* a DONE for a request withdrawn meanwhile */
+		log_dbg("netlink: kernel no longer waits for that request (seq %u)",
+			e->msg.nlmsg_seq);
+	else
+		log_warn("netlink: kernel refused a message (seq %u): %s",
+			 e->msg.nlmsg_seq, strerror(e->error < 0 ? -e->error : EIO));
 	return NL_SKIP;
 }
 
@@ -286,6 +291,14 @@ fail:
 	return nlerr(r);
 }
 
+bool nlh_take_overrun(struct nlh *h)
+{
+	bool o = h->overrun;
+
+	h->overrun = false;
+	return o;
+}
+
 int nlh_fd(const struct nlh *h)
 {
 	return nl_socket_get_fd(h->sk);
@@ -332,8 +345,10 @@ int nlh_receive(struct nlh *h)
 			continue;
 		if (r == 0 || r == -NLE_AGAIN)
 			return 0;
-		if (r == -NLE_NOMEM)	/* ENOBUFS: the kernel dropped messages */
+		if (r == -NLE_NOMEM) {	/* ENOBUFS: the kernel dropped messages */
+			h->overrun = true;
 			return -ENOBUFS;
+		}
 		log_err("netlink: receive: %s", nl_geterror(r));
 		return nlerr(r);
 	}
@@ -371,6 +386,8 @@ int nlh_register(struct nlh *h, int timeout_ms, uint32_t *kernel_version)
 			return r;
 	}
 	h->reg_seq = 0;
+	if (h->reg_err == -EPROTONOSUPPORT)	/* the kernel refuses our version */
+		return -EPROTO;
 	if (h->reg_err)
 		return h->reg_err;
 	if (h->reg_bad)

@@ -6,6 +6,7 @@
 #ifndef CASFS_NETLINK_H
 #define CASFS_NETLINK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "common.h"
 
@@ -23,7 +24,8 @@ int nlh_open(struct nlh **out, nlh_fetch_fn fn, void *arg);
 /*
  * Send REGISTER and wait (up to timeout_ms) for the kernel's reply.
  * 0: registered. -EPROTO: the kernel speaks another protocol version
- * (*kernel_version says which). Else -errno (EPERM: not CAP_SYS_ADMIN;
+ * (*kernel_version says which if it replied; 0 if it refused ours with
+ * EPROTONOSUPPORT). Else -errno (EPERM: not CAP_SYS_ADMIN;
  * EBUSY: another helper is registered; ETIMEDOUT).
  */
 int nlh_register(struct nlh *h, int timeout_ms, uint32_t *kernel_version);
@@ -34,6 +36,9 @@ int nlh_fd(const struct nlh *h);
  * the kernel then resends every pending FETCH), or another -errno.
  */
 int nlh_receive(struct nlh *h);
+/* True (once) if messages were lost since the last call, e.g. during
+ * nlh_register(): then call nlh_reregister(). */
+bool nlh_take_overrun(struct nlh *h);
 /* Ask again for the pending list (after an overrun), without waiting. */
 int nlh_reregister(struct nlh *h);
 int nlh_send_done(struct nlh *h, uint32_t req_id, int32_t status);

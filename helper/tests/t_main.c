@@ -151,6 +151,7 @@ static const struct suite suites[] = {
 	{ "netlink", netlink_tests, NULL },
 	{ "fetch_file", fetch_file_tests, NULL },
 	{ "http", http_tests, http_skip },
+	{ "cli", cli_tests, cli_skip },
 };
 
 int main(int argc, char **argv)
