@@ -341,8 +341,7 @@ int fetch_submit(struct fetch_engine *e, const uint8_t digest[CASFS_SHA256_LEN],
 		job_free(j);
 		return -ENOMEM;
 	}
-	j->t_start_us = mono_us();
-	j->deadline_ms = j->t_start_us / 1000 + (uint64_t)e->cfg.timeout_s * 1000;
+	j->t_start_us = mono_us();	/* latency counts the time queued */
 	j->state = JOB_QUEUED;
 	list_add(&e->queued, j);
 	log_dbg("%s: queued, %llu bytes", j->hex, (unsigned long long)size);
@@ -358,7 +357,9 @@ static void start_jobs(struct fetch_engine *e)
 		j->attempt++;
 		stats.attempts++;
 		if (!j->fetched) {
+			/* The retry budget starts now, not while queued. */
 			j->fetched = true;
+			j->deadline_ms = mono_ms() + (uint64_t)e->cfg.timeout_s * 1000;
 			stats.fetches++;
 		}
 		err = bw_open(&j->bw, cache_tmp_fd(e->cache), cache_blobs_fd(e->cache),

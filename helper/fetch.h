@@ -8,7 +8,8 @@
  * Concurrent submits of one (digest, size) share one fetch. A blob already
  * in the cache completes at once. At most `jobs` transfers run at a time;
  * transient failures are retried with exponential backoff and jitter
- * (100 ms doubling to 5 s) until `timeout_s` after the request arrived.
+ * (100 ms doubling to 5 s) for up to `timeout_s` from the first attempt
+ * (time spent queued behind other transfers does not count).
  */
 #ifndef CASFS_FETCH_H
 #define CASFS_FETCH_H

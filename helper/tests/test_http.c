@@ -643,6 +643,37 @@ static void t_cut_then_retry(void)
 	free((void *)r.resp[1]);
 }
 
+static void t_budget_starts_at_first_attempt(void)
+{
+	/* Queued past the timeout, then cut once: it still has its budget. */
+	static char body[30000];
+	char head[200], url[64];
+	struct raw r = { 0 };
+	struct henv v;
+	uint8_t d[32];
+
+	t_fill(body, sizeof(body), 8);
+	sha256_buf(body, sizeof(body), d);
+	snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n"
+		 "Connection: close\r\n\r\n", sizeof(body));
+	r.resp[0] = mk_resp(head, body, 100, &r.len[0]);
+	r.resp[1] = mk_resp(head, body, sizeof(body), &r.len[1]);
+	r.n = 2;
+	REQUIRE(raw_start(&r) == 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", r.port);
+	REQUIRE(hsetup(&v, url, 1, 1, NULL, NULL) == 0);
+	CHECK_INT(fetch_submit(v.e, d, sizeof(body), t_cb, &v.r, 0), 0);
+	usleep(1200000);	/* as if queued behind other transfers */
+	CHECK_INT(t_drain(v.e, 10000), 0);
+	CHECK_INT(v.r.status[0], 0);
+	CHECK_INT(stats.retries, 1);
+	CHECK(stats.lat_count == 1 && stats.lat_sum_us >= 1200000);
+	hteardown(&v);
+	raw_stop(&r);
+	free((void *)r.resp[0]);
+	free((void *)r.resp[1]);
+}
+
 static void t_never_answers(void)
 {
 	struct raw r = { .never_answer = true };
@@ -679,5 +710,6 @@ const struct test http_tests[] = {
 	{ "chunked_too_long_cut", t_chunked_too_long },
 	{ "cut_mid_body_then_retry", t_cut_then_retry },
 	{ "server_never_answers", t_never_answers },
+	{ "budget_starts_at_first_attempt", t_budget_starts_at_first_attempt },
 	{ NULL, NULL },
 };
