@@ -47,6 +47,8 @@ else
 	skipped=$((skipped + 1))
 fi
 stage tests-bin make -s tests-bin
+stage helper-build make -s -C helper
+stage helper-unit-tests make -s -C helper check
 stage progs-selftest make -s -C tests/progs check-host O="$top/build/tests"
 
 if [ $built = 0 ]; then

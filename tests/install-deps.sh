@@ -14,6 +14,8 @@ pkgs=(
 	linux-image-amd64 linux-headers-amd64
 	dosfstools util-linux coreutils python3
 	e2fsprogs
+	libnl-genl-3-dev libnl-3-dev libcurl4-openssl-dev libssl-dev
+	nginx-light curl systemd
 )
 
 bp=/etc/apt/sources.list.d/bookworm-backports.sources

@@ -51,6 +51,10 @@ show_output() {
 	' "$clean" | tail -n 60 | sed 's/^/    | /'
 }
 
+# A sparse scratch disk for tests that want a real block-device filesystem
+# (ext4) under casfs; costs nothing until written.
+export CASFS_VM_DISK_MB=${CASFS_VM_DISK_MB:-8192}
+
 mkdir -p "$out"
 # Two runs sharing $out would overwrite each other's console logs (and two
 # VMs on this 2-core machine only slow each other down): take turns.

@@ -16,7 +16,7 @@ echo "CAS directory: $demo/cas ($(find "$demo/cas" -type f | wc -l) blobs)"
 	--stats-file /run/casfs-helper.stats 2>/tmp/helper.log &
 helper=$!
 for _ in $(seq 50); do
-	"$H/casfsctl" stats 2>/dev/null | grep -Eq 'helper[^0-9]*1' && break
+	"$H/casfsctl" stats 2>/dev/null | grep -Eq 'helper_registered +yes' && break
 	sleep 0.1
 done
 run "$H/casfsctl" stats
