@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct http_be {
 	char *base;			/* without trailing '/' */
@@ -19,6 +20,7 @@ struct http_be {
 	struct curl_slist *headers;
 	unsigned timeout_s;
 	unsigned nxfers;
+	bool https;
 };
 
 struct http_xfer {
@@ -99,8 +101,9 @@ static int http_start(struct backend *b, struct job *j)
 	curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
 	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, hb->https ? "https" : "http,https");
+	/* no redirect from https down to http (the headers would follow) */
+	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, hb->https ? "https" : "http,https");
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "casfs-helper/" CASFS_VERSION);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L * 1024);
@@ -311,6 +314,7 @@ int backend_http_init(struct backend *b, const char *url, const struct fetch_con
 	if (!hb)
 		return -ENOMEM;
 	hb->timeout_s = cfg->timeout_s;
+	hb->https = !strncasecmp(url, "https://", 8);
 	hb->base = strdup(url);
 	if (!hb->base)
 		goto nomem;

@@ -141,7 +141,7 @@ static int stage_group(int root, struct sent *v, size_t n, size_t *created,
 		       size_t *staged)
 {
 	const char *dir = v[0].m.path;
-	size_t dirlen = v[0].dirlen, i = 0;
+	size_t dirlen = v[0].dirlen, i = 0, names_cap = 0;
 	struct casfs_stage_entry *ents;
 	char *names;
 	int dfd, ret = 0;
@@ -154,9 +154,13 @@ static int stage_group(int root, struct sent *v, size_t n, size_t *created,
 			v[0].m.line, (int)dirlen, dir, strerror(e));
 		return -1;
 	}
+	for (size_t k = 0; k < n && names_cap < CASFS_STAGE_MAX_NAMES; k++)
+		names_cap += strlen(v[k].name);
+	if (names_cap > CASFS_STAGE_MAX_NAMES)
+		names_cap = CASFS_STAGE_MAX_NAMES;
 	ents = calloc(n < CASFS_STAGE_MAX_ENTRIES ? n : CASFS_STAGE_MAX_ENTRIES,
 		      sizeof(*ents));
-	names = malloc(CASFS_STAGE_MAX_NAMES);
+	names = malloc(names_cap ? names_cap : 1);
 	if (!ents || !names) {
 		fprintf(stderr, "casfsctl: out of memory\n");
 		ret = -1;
@@ -170,7 +174,7 @@ static int stage_group(int root, struct sent *v, size_t n, size_t *created,
 		while (i < n && count < CASFS_STAGE_MAX_ENTRIES) {
 			size_t l = strlen(v[i].name);
 
-			if (nlen + l > CASFS_STAGE_MAX_NAMES)
+			if (nlen + l > names_cap)
 				break;
 			memset(&ents[count], 0, sizeof(ents[count]));
 			memcpy(ents[count].sha256, v[i].m.sha256, CASFS_SHA256_LEN);

@@ -143,7 +143,7 @@ static int try_connect(struct ctx *c)
 		log_err("casfs.ko does not support protocol version %u: refusing to run "
 			"(install matching versions)", CASFS_PROTO_VERSION);
 	else if (r == -EPERM)
-		log_err("REGISTER refused: the helper needs CAP_SYS_ADMIN");
+		log_err("REGISTER refused (EPERM): the helper needs CAP_NET_ADMIN");
 	return r;
 }
 
@@ -306,7 +306,7 @@ int main(int argc, char **argv)
 				next_connect = now + 1000;
 			}
 		}
-		if (c.nl && want_rereg && now - last_rereg >= 1000) {
+		if (c.nl && want_rereg && now - last_rereg >= 200) {
 			/* The kernel answers REGISTER by resending all pending FETCHes. */
 			log_info("asking casfs.ko to resend pending requests");
 			if (!nlh_reregister(c.nl))

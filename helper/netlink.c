@@ -267,12 +267,24 @@ int nlh_open(struct nlh **out, nlh_fetch_fn fn, void *arg)
 	nl_socket_disable_auto_ack(h->sk);
 	/*
 	 * A big receive buffer: the kernel resends every pending FETCH right
-	 * after REGISTER. SO_RCVBUFFORCE needs CAP_NET_ADMIN; otherwise the
-	 * size is capped by net.core.rmem_max.
+	 * after REGISTER. SO_RCVBUFFORCE needs CAP_NET_ADMIN, which REGISTER
+	 * needs anyway (GENL_ADMIN_PERM); without it the size would be capped
+	 * by net.core.rmem_max. CASFS_HELPER_NETLINK_RCVBUF (bytes) overrides
+	 * the size, for tests of the overrun path.
 	 */
+	{
+		const char *env = getenv("CASFS_HELPER_NETLINK_RCVBUF");
+		uint64_t v;
+
+		if (env && !parse_u64(env, RCVBUF_BYTES, &v) && v >= 4096)
+			sz = (int)v;
+	}
 	if (setsockopt(nl_socket_get_fd(h->sk), SOL_SOCKET, SO_RCVBUFFORCE, &sz,
-		       sizeof(sz)) < 0)
-		nl_socket_set_buffer_size(h->sk, RCVBUF_BYTES, 0);
+		       sizeof(sz)) < 0) {
+		log_warn("netlink: SO_RCVBUFFORCE: %s; receive buffer capped by "
+			 "net.core.rmem_max", strerror(errno));
+		nl_socket_set_buffer_size(h->sk, sz, 0);
+	}
 	r = nl_socket_set_nonblocking(h->sk);
 	if (r < 0)
 		goto fail;
@@ -334,9 +346,11 @@ int nlh_reregister(struct nlh *h)
 	return send_register(h);
 }
 
+#define RECV_BATCH 4096	/* datagrams per call: then let transfers run */
+
 int nlh_receive(struct nlh *h)
 {
-	for (;;) {
+	for (int i = 0; i < RECV_BATCH; i++) {
 		int r = nl_recvmsgs_report(h->sk, h->cb);
 
 		if (h->fatal)
@@ -352,6 +366,7 @@ int nlh_receive(struct nlh *h)
 		log_err("netlink: receive: %s", nl_geterror(r));
 		return nlerr(r);
 	}
+	return 0;	/* more may be queued: poll() says so next turn */
 }
 
 int nlh_register(struct nlh *h, int timeout_ms, uint32_t *kernel_version)

@@ -25,7 +25,7 @@ int nlh_open(struct nlh **out, nlh_fetch_fn fn, void *arg);
  * Send REGISTER and wait (up to timeout_ms) for the kernel's reply.
  * 0: registered. -EPROTO: the kernel speaks another protocol version
  * (*kernel_version says which if it replied; 0 if it refused ours with
- * EPROTONOSUPPORT). Else -errno (EPERM: not CAP_SYS_ADMIN;
+ * EPROTONOSUPPORT). Else -errno (EPERM: no CAP_NET_ADMIN, which GENL_ADMIN_PERM checks;
  * EBUSY: another helper is registered; ETIMEDOUT).
  */
 int nlh_register(struct nlh *h, int timeout_ms, uint32_t *kernel_version);

@@ -1,0 +1,19 @@
+#!/bin/bash
+# Run helper/tests/vm/*.sh in QEMU against casfs.ko, with the project's
+# harness (tests/run-vm-tests.sh; see tests/vm/README.md): the guest sees
+# this tree, the helper binaries built here, and the module built for each
+# kernel in build/kbuild/RELEASE/kmod/casfs.ko.
+#
+# usage: helper/tests/run-vm.sh [RELEASE...]     (default: every test kernel)
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+make -s -C "$repo/helper" >/dev/null
+# Own console logs (build/vm/logs-helper), but take turns with the main
+# test runs: hold their lock too (two VMs on a small host only slow down).
+mkdir -p "$repo/build/vm/logs"
+exec {lock_fd}>"$repo/build/vm/logs/.lock"
+flock "$lock_fd"
+export CASFS_TESTS_DIR=$here/vm CASFS_BIN=$repo/helper
+export CASFS_VM_OUT=${CASFS_VM_OUT:-$repo/build/vm/logs-helper}
+exec "$repo/tests/run-vm-tests.sh" "$@"
