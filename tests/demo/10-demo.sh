@@ -23,6 +23,7 @@ run "$H/casfsctl" stats
 
 say "2. stage the output tree lazily from its manifest"
 head -n 3 "$demo/manifest"
+mkdir -p "$MNT/out"
 run "$H/casfsctl" stage "$MNT/out" "$demo/manifest"
 run ls -l "$MNT/out/bin" "$MNT/out/data"
 run du -sh --apparent-size "$MNT/out"

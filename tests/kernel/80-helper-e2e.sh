@@ -104,6 +104,7 @@ check_tree() {
 
 note "http backend (nginx, Bazel HTTP cache layout)"
 start_helper http://127.0.0.1:8080
+mkdir -p "$MNT/http"
 "$H/casfsctl" stage "$MNT/http" "$work/good.manifest"
 [ -z "$(ls -A "$CACHE/blobs")" ] || fail "staging fetched something"
 "$H/casfsctl" digest "$MNT/http/d0/f0" | grep -q "^$(sed -n 1p "$work/good.manifest" | cut -d' ' -f1) " ||
@@ -113,6 +114,7 @@ check_tree "$MNT/http" "$work/good.manifest"
 	fail "blob count after reading"
 
 for k in corrupt long short missing; do
+	mkdir -p "$MNT/bad-$k"
 	"$H/casfsctl" stage "$MNT/bad-$k" "$work/$k.manifest"
 	if cat "$MNT/bad-$k/$k" >/dev/null 2>&1; then
 		fail "$k: read succeeded"
@@ -127,6 +129,7 @@ note "SIGKILL the helper with 16 readers waiting on a slow fetch"
 kill "$helper"
 wait "$helper" 2>/dev/null || true
 start_helper http://127.0.0.1:8080/slow
+mkdir -p "$MNT/slow"
 "$H/casfsctl" stage "$MNT/slow" "$work/slow.manifest"
 want=$(cut -d' ' -f1 "$work/slow.manifest")
 pids=()
@@ -147,6 +150,7 @@ done
 note "all 16 readers got the right bytes"
 
 note "prefetch"
+mkdir -p "$MNT/pre"
 "$H/casfsctl" stage "$MNT/pre" "$work/prefetch.manifest"
 "$H/casfsctl" prefetch --jobs 8 "$MNT/pre"
 while read -r h _; do
@@ -159,6 +163,7 @@ kill "$helper"
 wait "$helper" 2>/dev/null || true
 rm -f "$CACHE"/blobs/*
 start_helper "file://$cas"
+mkdir -p "$MNT/file"
 "$H/casfsctl" stage "$MNT/file" "$work/good.manifest"
 check_tree "$MNT/file" "$work/good.manifest"
 
