@@ -6,6 +6,8 @@
  *   fsbench write  FILE MIB     sequential 1 MiB writes, then fsync
  *   fsbench read   FILE         sequential 1 MiB reads of the whole file
  *   fsbench rand   FILE COUNT   COUNT random 4 KiB preads (seeded)
+ *   fsbench mkfiles DIR N SIZE  create N files of SIZE bytes, 100 per
+ *                               directory (DIR/dNNNN/fNNNNNNN)
  *
  * Prints one line: "<op> <seconds> <ops-or-bytes-per-second>". The
  * driver (bench/run-guest.sh) runs each on casfs and on tmpfs in the same
@@ -155,6 +157,34 @@ static int bench_rand(const char *file, long count)
 	return 0;
 }
 
+static int bench_mkfiles(const char *dir, long n, long size)
+{
+	char path[4096];
+	char *buf = buffer(size > 0 ? size : 1);
+	double t0 = now();
+
+	for (long i = 0; i < n; i++) {
+		if (i % 100 == 0) {
+			snprintf(path, sizeof(path), "%s/d%04ld", dir, i / 100);
+			if (mkdir(path, 0755) && errno != EEXIST)
+				die(path);
+		}
+		snprintf(path, sizeof(path), "%s/d%04ld/f%07ld", dir, i / 100, i);
+		int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0644);
+
+		if (fd < 0)
+			die(path);
+		if (size && write(fd, buf, size) != size)
+			die("write");
+		close(fd);
+	}
+	double dt = now() - t0;
+
+	printf("mkfiles %.3f %.0f\n", dt, n / dt);
+	free(buf);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && !strcmp(argv[1], "meta"))
@@ -165,7 +195,10 @@ int main(int argc, char **argv)
 		return bench_read(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "rand"))
 		return bench_rand(argv[2], atol(argv[3]));
+	if (argc == 5 && !strcmp(argv[1], "mkfiles"))
+		return bench_mkfiles(argv[2], atol(argv[3]), atol(argv[4]));
 	fprintf(stderr,
-		"usage: fsbench meta DIR N | write FILE MIB | read FILE | rand FILE COUNT\n");
+		"usage: fsbench meta DIR N | write FILE MIB | read FILE | rand FILE COUNT |\n"
+		"       mkfiles DIR N SIZE\n");
 	return 2;
 }

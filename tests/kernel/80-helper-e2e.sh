@@ -10,10 +10,10 @@ H=$CASFS_REPO/helper
 work=/tmp/e2e
 cas=$work/cas
 helper=
-nginx_pid=
+HELPER_LOG=$work/helper.log
 cleanup() {
 	[ -n "$helper" ] && kill -9 "$helper" 2>/dev/null
-	[ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null
+	casfs_stop_nginx
 	wait 2>/dev/null
 	casfs_cleanup
 	rm -rf "$work"
@@ -23,7 +23,7 @@ casfs_load
 CACHE=$(casfs_new_cache 512m)
 MNT=$(mktemp -d /tmp/casfs-mnt.XXXXXX)
 mount -t casfs -o "cache=$CACHE,timeout=15" casfs "$MNT"
-mkdir -p "$cas/cas" "$work/nginx"
+mkdir -p "$cas/cas"
 
 # The CAS content and manifests: good files, and the bad cases.
 $PY - "$work" <<'PY'
@@ -53,44 +53,11 @@ for k, v in bad.items():
 PY
 chmod -R a+rX "$work"
 
-cat >"$work/nginx/nginx.conf" <<NGINX
-daemon off;
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 128; }
-http {
-	access_log off;
-	client_body_temp_path $work/nginx/body;
-	proxy_temp_path $work/nginx/proxy;
-	fastcgi_temp_path $work/nginx/fastcgi;
-	uwsgi_temp_path $work/nginx/uwsgi;
-	scgi_temp_path $work/nginx/scgi;
-	server {
-		listen 127.0.0.1:8080;
-		root $cas;
-		location /slow/ { alias $cas/; limit_rate 100k; }
-	}
-}
-NGINX
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
-nginx_pid=$!
-for _ in $(seq 50); do
-	curl -s -o /dev/null http://127.0.0.1:8080/ 2>/dev/null && break
-	$PY -c 'import socket; socket.create_connection(("127.0.0.1", 8080), 0.2)' 2>/dev/null && break
-	sleep 0.1
-done
+casfs_start_nginx "$cas" 8080
 
 start_helper() {
-	"$H/casfs-helper" --cas "$1" --cache "$CACHE" --jobs 8 --timeout 8 \
-		--stats-file /run/casfs-helper.stats 2>>"$work/helper.log" &
-	helper=$!
-	for _ in $(seq 100); do
-		"$H/casfsctl" stats 2>/dev/null | grep -Eq 'helper_registered +yes' && return 0
-		sleep 0.1
-	done
-	cat "$work/helper.log"
-	fail "helper did not register"
+	casfs_start_helper "$1" --jobs 8 --timeout 8
+	helper=$HELPER_PID
 }
 
 # check_tree DIR MANIFEST: every file reads back with its digest.
@@ -170,9 +137,7 @@ check_tree "$MNT/file" "$work/good.manifest"
 note "server down: EIO within the timeout"
 kill "$helper"
 wait "$helper" 2>/dev/null || true
-kill "$nginx_pid"
-wait "$nginx_pid" 2>/dev/null || true
-nginx_pid=
+casfs_stop_nginx
 start_helper http://127.0.0.1:8080
 rm -f "$CACHE"/blobs/*
 t0=$(date +%s)

@@ -66,3 +66,80 @@ casfs_ref_tmpfs() {
 	mount -t tmpfs -o size=512m casfs-ref "$dir"
 	echo "$dir"
 }
+
+# casfs_start_nginx ROOT PORT [EXTRA_SERVER_DIRECTIVES]: serve ROOT on
+# 127.0.0.1:PORT (Bazel's HTTP cache layout: ROOT/cas/<sha256>) in the
+# background, with /slow/ as a rate-limited alias of the same tree. Sets
+# NGINX_PID; casfs_stop_nginx stops it.
+casfs_start_nginx() {
+	local root=$1 port=$2 extra=${3:-} dir
+	dir=$(mktemp -d /tmp/casfs-nginx.XXXXXX)
+	cat >"$dir/nginx.conf" <<NGINX
+daemon off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 256; }
+http {
+	access_log off;
+	client_body_temp_path $dir/body;
+	proxy_temp_path $dir/proxy;
+	fastcgi_temp_path $dir/fastcgi;
+	uwsgi_temp_path $dir/uwsgi;
+	scgi_temp_path $dir/scgi;
+	server {
+		listen 127.0.0.1:$port;
+		root $root;
+		location /slow/ { alias $root/; limit_rate 100k; }
+		$extra
+	}
+}
+NGINX
+	nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
+	NGINX_PID=$!
+	NGINX_DIR=$dir
+	local _
+	for _ in $(seq 100); do
+		$PY -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null &&
+			return 0
+		sleep 0.1
+	done
+	fail "nginx did not start: $(cat "$dir/error.log")"
+}
+
+casfs_stop_nginx() {
+	if [ -n "${NGINX_PID:-}" ]; then
+		kill "$NGINX_PID" 2>/dev/null || true
+		wait "$NGINX_PID" 2>/dev/null || true
+		NGINX_PID=
+		rm -rf "$NGINX_DIR"
+	fi
+}
+
+# casfs_start_helper CAS_URL [ARGS...]: start casfs-helper on $CACHE and
+# wait until casfs.ko sees it registered. Sets HELPER_PID; its log goes
+# to $HELPER_LOG (default /tmp/casfs-helper.log).
+casfs_start_helper() {
+	local url=$1 _
+	shift
+	HELPER_LOG=${HELPER_LOG:-/tmp/casfs-helper.log}
+	"$CASFS_REPO/helper/casfs-helper" --cas "$url" --cache "$CACHE" \
+		--stats-file /run/casfs-helper.stats "$@" 2>>"$HELPER_LOG" &
+	HELPER_PID=$!
+	for _ in $(seq 100); do
+		"$CASFS_REPO/helper/casfsctl" stats 2>/dev/null |
+			grep -Eq 'helper_registered +yes' && return 0
+		sleep 0.1
+	done
+	cat "$HELPER_LOG"
+	fail "casfs-helper did not register"
+}
+
+# casfs_stop_helper [SIGNAL]
+casfs_stop_helper() {
+	if [ -n "${HELPER_PID:-}" ]; then
+		kill "-${1:-TERM}" "$HELPER_PID" 2>/dev/null || true
+		wait "$HELPER_PID" 2>/dev/null || true
+		HELPER_PID=
+	fi
+}
