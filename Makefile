@@ -51,7 +51,18 @@ install-dkms:
 	cp -r Kbuild Makefile VERSION dkms.conf kmod include \
 		$(DESTDIR)/usr/src/casfs-$(VERSION)/
 
+# Everything a build host needs: module source for dkms, the daemon and
+# the CLI, the systemd unit and an example configuration.
 install: install-dkms
+	$(MAKE) -C helper install DESTDIR=$(DESTDIR) PREFIX=$(PREFIX)
+	install -D -m 0644 packaging/casfs-helper.service \
+		$(DESTDIR)/etc/systemd/system/casfs-helper.service
+	sed -i 's|/usr/local/sbin/casfs-helper|$(PREFIX)/sbin/casfs-helper|' \
+		$(DESTDIR)/etc/systemd/system/casfs-helper.service
+	install -D -m 0644 packaging/helper.conf.example \
+		$(DESTDIR)/etc/casfs/helper.conf.example
+	install -D -m 0644 packaging/casfs.modules-load \
+		$(DESTDIR)/etc/modules-load.d/casfs.conf
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean

@@ -7,7 +7,7 @@
  *
  * One helper at a time: REGISTER records the sender's port id; a netlink
  * notifier clears it when that socket is released (the helper died or
- * exited). REGISTER and DONE need CAP_SYS_ADMIN (GENL_ADMIN_PERM), and
+ * exited). REGISTER and DONE need CAP_NET_ADMIN (GENL_ADMIN_PERM), and
  * DONE is accepted only from the registered helper. Every attribute has a
  * policy and the family validates strictly.
  */

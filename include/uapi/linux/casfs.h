@@ -10,12 +10,12 @@
  *     go through the cache directory (DIR/blobs/<sha256 hex>).
  *
  *       helper                          kernel
- *       REGISTER {VERSION}      ---->   (CAP_SYS_ADMIN) becomes the one
+ *       REGISTER {VERSION}      ---->   (CAP_NET_ADMIN) becomes the one
  *                               <----   reply REGISTER {VERSION}
  *                               <----   FETCH {REQ_ID, DIGEST, SIZE} for
  *                                       every pending request, then one
  *                                       FETCH per new cache miss
- *       DONE {REQ_ID, STATUS}   ---->   (CAP_SYS_ADMIN) STATUS 0: the blob
+ *       DONE {REQ_ID, STATUS}   ---->   (CAP_NET_ADMIN) STATUS 0: the blob
  *                                       is in DIR/blobs/; else a negative
  *                                       errno, and waiting readers get EIO
  *       GET_STATS               ---->   (anyone)
