@@ -117,6 +117,14 @@ static int open_dir_p(int root, const char *rel, size_t len, size_t *created)
 
 		while (j < len && rel[j] != '/')
 			j++;
+		if (j == i || j - i > MANIFEST_MAX_NAME) {	/* "//", or too long */
+			if (j == i) {
+				i++;
+				continue;
+			}
+			errno = ENAMETOOLONG;
+			goto fail;
+		}
 		memcpy(comp, rel + i, j - i);
 		comp[j - i] = 0;
 		if (mkdirat(fd, comp, 0755) == 0)
@@ -215,6 +223,87 @@ out:
 	free(names);
 	close(dfd);
 	return ret;
+}
+
+/* An empty STAGE on a directory: 0 if it is on casfs and writable. */
+static int probe_casfs(int fd)
+{
+	struct casfs_stage probe = { .bad_index = ~0u };
+
+	if (ioctl(fd, CASFS_IOC_STAGE, &probe) < 0 &&
+	    (errno == ENOTTY || errno == EACCES || errno == EROFS || errno == EPERM))
+		return -errno;
+	return 0;
+}
+
+/*
+ * Open DIR, creating it and missing parents (0755) -- but only after its
+ * deepest existing ancestor proved to be on casfs, so that nothing is
+ * created anywhere else. Returns an fd or -1 (message printed).
+ */
+static int open_stage_root(const char *dir, size_t *created)
+{
+	char *path = strdup(dir), *cut = NULL;
+	size_t len;
+	int fd = -1, e;
+
+	if (!path || !*path) {
+		fprintf(stderr, "casfsctl: bad directory '%s'\n", dir);
+		free(path);
+		return -1;
+	}
+	len = strlen(path);
+	while (len > 1 && path[len - 1] == '/')
+		path[--len] = 0;
+	/* the deepest existing ancestor */
+	for (;;) {
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0 || errno != ENOENT)
+			break;
+		cut = strrchr(path, '/');
+		if (!cut) {	/* relative: the current directory */
+			fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			cut = path - 1;
+			break;
+		}
+		if (cut == path) {	/* "/x": the root */
+			fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			break;
+		}
+		*cut = 0;
+	}
+	if (fd < 0) {
+		fprintf(stderr, "casfsctl: %s: %s\n", dir, strerror(errno));
+		free(path);
+		return -1;
+	}
+	e = probe_casfs(fd);
+	if (e) {
+		fprintf(stderr, "casfsctl: %s: %s\n", dir,
+			e == -ENOTTY ? "not a directory on casfs" : strerror(-e));
+		close(fd);
+		free(path);
+		return -1;
+	}
+	if (cut) {	/* create the rest, as in the manifest */
+		const char *rest = dir + (cut - path) + 1;
+		size_t rlen = strlen(rest);
+		int nfd;
+
+		while (rlen && rest[rlen - 1] == '/')
+			rlen--;
+		nfd = open_dir_p(fd, rest, rlen, created);
+		close(fd);
+		if (nfd < 0) {
+			fprintf(stderr, "casfsctl: %s: cannot create: %s\n", dir,
+				strerror(-nfd));
+			free(path);
+			return -1;
+		}
+		fd = nfd;
+	}
+	free(path);
+	return fd;
 }
 
 static int cmd_stage(int argc, char **argv)
@@ -319,23 +408,9 @@ static int cmd_stage(int argc, char **argv)
 		}
 	}
 
-	root = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (root < 0) {
-		fprintf(stderr, "casfsctl: %s: %s\n", dir, strerror(errno));
+	root = open_stage_root(dir, &created);
+	if (root < 0)
 		goto out;
-	}
-	/* An empty STAGE: is this casfs at all? Before any mkdir. */
-	{
-		struct casfs_stage probe = { .bad_index = ~0u };
-
-		if (ioctl(root, CASFS_IOC_STAGE, &probe) < 0 &&
-		    (errno == ENOTTY || errno == EACCES || errno == EROFS ||
-		     errno == EPERM)) {
-			fprintf(stderr, "casfsctl: %s: %s\n", dir,
-				errno == ENOTTY ? "not a directory on casfs" : strerror(errno));
-			goto out;
-		}
-	}
 	for (size_t i = 0; i < n;) {
 		size_t j = i + 1;
 

@@ -87,6 +87,10 @@ cmp "$MNT/d0/sub dir/file6" /tmp/b6 || fail "http content"
 cat "$MNT/missing" >/dev/null 2>&1 && fail "http missing read ok"
 kill $hp; wait $hp || true; hp=
 kill $np; wait $np || true
+step stage into a directory that does not exist yet
+$B/casfsctl stage "$MNT/new/nested//" /tmp/manifest
+[ "$($B/casfsctl digest "$MNT/new/nested/d1/sub dir/file1" | cut -d' ' -f1)" = \
+	"$(sha256sum /tmp/b1 | cut -d' ' -f1)" ] || fail "staged into a new directory"
 step stage 70000 entries in one directory
 python3 - >/tmp/many <<'PY'
 import hashlib
