@@ -424,8 +424,9 @@ static int cmd_stage(int argc, char **argv)
 		}
 		i = j;
 	}
-	printf("staged %zu files in %zu directories (%zu created) in %.3f s\n",
-	       staged, ndirs, created, now_s() - t0);
+	printf("staged %zu file%s in %zu director%s (%zu created) in %.3f s\n",
+	       staged, staged == 1 ? "" : "s", ndirs, ndirs == 1 ? "y" : "ies", created,
+	       now_s() - t0);
 	ret = 0;
 out:
 	if (root >= 0)

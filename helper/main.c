@@ -174,6 +174,7 @@ int main(int argc, char **argv)
 	struct fetch_config fc;
 	char err[1024], shown[4200];
 	uint64_t last_stats = 0, next_connect = 0, last_family_check, last_rereg = 0;
+	uint64_t last_activity = 0;
 	unsigned connect_failures = 0;
 	bool stats_warned = false, stop = false, want_rereg = false;
 	int r, sigfd, code = 0;
@@ -262,7 +263,8 @@ int main(int argc, char **argv)
 		pfd[0] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
 		if (c.nl)
 			pfd[n++] = (struct pollfd){ .fd = nlh_fd(c.nl), .events = POLLIN };
-		timeout = 1000;
+		timeout = c.opt.stats_file[0] &&
+			  stats.requests + stats.done_sent != last_activity ? 100 : 1000;
 		if (!c.nl && next_connect > now && next_connect - now < 1000)
 			timeout = (int)(next_connect - now);
 		if (c.nbacklog || want_rereg)
@@ -326,8 +328,12 @@ int main(int argc, char **argv)
 				next_connect = now;
 			}
 		}
-		if (c.opt.stats_file[0] && now - last_stats >= 1000) {
+		/* every second, and soon after any activity */
+		if (c.opt.stats_file[0] &&
+		    (now - last_stats >= 1000 ||
+		     (now - last_stats >= 100 && stats.requests + stats.done_sent != last_activity))) {
 			last_stats = now;
+			last_activity = stats.requests + stats.done_sent;
 			update_gauges(&c);
 			r = stats_write(c.opt.stats_file);
 			if (r && !stats_warned)
