@@ -15,7 +15,7 @@ pkgs=(
 	dosfstools util-linux coreutils python3
 	e2fsprogs
 	libnl-genl-3-dev libnl-3-dev libcurl4-openssl-dev libssl-dev
-	nginx-light curl systemd
+	nginx-light curl systemd openssl
 )
 
 bp=/etc/apt/sources.list.d/bookworm-backports.sources
