@@ -17,8 +17,8 @@ NSTAGE=${CASFS_BENCH_NSTAGE:-100000}
 N4K=${CASFS_BENCH_N4K:-2000}
 N1M=${CASFS_BENCH_N1M:-200}
 work=/tmp/bench-cas
-trap 'casfs_stop_helper; casfs_stop_nginx; casfs_cleanup; rm -rf "$work"' EXIT
 casfs_setup 3g
+trap 'casfs_stop_helper; casfs_stop_nginx; casfs_cleanup; rm -rf "$work"' EXIT
 REF=$(casfs_ref_tmpfs)
 mount -o remount,size=3g "$REF"
 mkdir -p "$work/cas/cas"
