@@ -49,6 +49,7 @@ fi
 stage tests-bin make -s tests-bin
 stage helper-build make -s -C helper
 stage helper-unit-tests make -s -C helper check
+stage systemd-unit packaging/verify-unit.sh
 stage progs-selftest make -s -C tests/progs check-host O="$top/build/tests"
 
 if [ $built = 0 ]; then
