@@ -1,5 +1,5 @@
 #!/bin/bash
-# Run helper/tests/vm/*.sh in QEMU against casfs.ko, with the project's
+# Run the helper's kernel tests (tests/kernel/75-helper.sh, 80-helper-e2e.sh) in QEMU against casfs.ko, with the project's
 # harness (tests/run-vm-tests.sh; see tests/vm/README.md): the guest sees
 # this tree, the helper binaries built here, and the module built for each
 # kernel in build/kbuild/RELEASE/kmod/casfs.ko.
@@ -14,6 +14,6 @@ make -s -C "$repo/helper" >/dev/null
 mkdir -p "$repo/build/vm/logs"
 exec {lock_fd}>"$repo/build/vm/logs/.lock"
 flock "$lock_fd"
-export CASFS_TESTS_DIR=$here/vm CASFS_BIN=$repo/helper
+export CASFS_FILTER=${CASFS_FILTER:-75-*,80-*}
 export CASFS_VM_OUT=${CASFS_VM_OUT:-$repo/build/vm/logs-helper}
 exec "$repo/tests/run-vm-tests.sh" "$@"

@@ -7,7 +7,7 @@
 # (1000 pending FETCHes into a 32 KiB buffer, recovered by re-REGISTER).
 # timeout: 400
 . "$CASFS_REPO/tests/lib/guest.sh"
-B=$CASFS_BIN
+B=$CASFS_REPO/helper
 hp=
 cleanup() { [ -n "$hp" ] && kill "$hp" 2>/dev/null; wait 2>/dev/null; casfs_cleanup; }
 trap cleanup EXIT
