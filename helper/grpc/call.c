@@ -216,13 +216,13 @@ static void unprocessed(struct grpc_call *call, uint32_t h2code, const char *why
 
 /* ------------------------------------------------------------ start */
 
-static bool token_ok(const char *s, bool path)
+/* A :path (no spaces) or a header value (spaces allowed). */
+static bool printable(const char *s, bool path)
 {
 	if (!*s)
 		return false;
 	for (; *s; s++)
-		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f ||
-		    (!path && (*s == ',' || *s == ';')))
+		if ((unsigned char)*s < 0x20 + path || (unsigned char)*s >= 0x7f)
 			return false;
 	return true;
 }
@@ -233,9 +233,9 @@ struct grpc_call *grpc_call_start(struct grpc_conn *c,
 	struct grpc_call *call;
 	char err[256];
 
-	if (!o->method || o->method[0] != '/' || !token_ok(o->method, true) ||
+	if (!o->method || o->method[0] != '/' || !printable(o->method, true) ||
 	    !o->on_done || (o->req_len && !o->req) || o->req_len > UINT32_MAX ||
-	    (o->accept_encoding && !token_ok(o->accept_encoding, false)) ||
+	    (o->accept_encoding && !printable(o->accept_encoding, false)) ||
 	    o->timeout_ms < 0) {
 		errno = EINVAL;
 		return NULL;

@@ -152,6 +152,8 @@ int grpc_deframer_feed(struct grpc_deframer *d, const uint8_t *p, size_t n,
 				continue;
 			}
 		}
+		if (!n)
+			break;
 		/* Whole message in the input and nothing buffered: no copy. */
 		if (d->have == 0 && n >= d->need) {
 			const uint8_t *msg = p;

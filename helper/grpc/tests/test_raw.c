@@ -1,0 +1,657 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The client against a hand-rolled HTTP/2 server that does what real
+ * servers rarely do on purpose: split messages everywhere, trailers-only
+ * errors, RST_STREAM, GOAWAY, lies about lengths, silence.
+ */
+#include "t.h"
+#include "grpc.h"
+#include "rawh2.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+
+struct res {
+	struct grpc_status st;
+	unsigned n;
+	uint8_t *first[3];
+	size_t first_len[3];
+	size_t total;
+	unsigned ncompressed;
+	unsigned stop_after;	/* on_msg returns 1 after this many */
+};
+
+static int on_msg(void *ud, const uint8_t *m, size_t n, bool compressed)
+{
+	struct res *r = ud;
+
+	if (r->n < 3) {
+		r->first[r->n] = malloc(n + 1);
+		memcpy(r->first[r->n], m, n);
+		r->first[r->n][n] = 0;
+		r->first_len[r->n] = n;
+	}
+	r->n++;
+	r->total += n;
+	r->ncompressed += compressed;
+	return r->stop_after && r->n >= r->stop_after;
+}
+
+static void res_free(struct res *r)
+{
+	for (int i = 0; i < 3; i++)
+		free(r->first[i]);
+	grpc_status_free(&r->st);
+	memset(r, 0, sizeof(*r));
+}
+
+static struct rawsrv srv;
+static char logbuf[8192];
+
+static void logger(void *ud, int level, const char *m)
+{
+	size_t l = strlen(logbuf);
+
+	(void)ud;
+	(void)level;
+	snprintf(logbuf + l, sizeof(logbuf) - l, "%s\n", m);
+}
+
+static struct grpc_conn *mkconn_url(const char *scheme, int port, int retries)
+{
+	struct grpc_conn_opts o = { 0 };
+	char url[64], err[256];
+	struct grpc_conn *c;
+
+	snprintf(url, sizeof(url), "%s://127.0.0.1:%d", scheme, port);
+	o.url = url;
+	o.transparent_retries = retries;
+	o.connect_timeout_ms = 2000;
+	o.log = logger;
+	logbuf[0] = 0;
+	c = grpc_conn_new(&o, err, sizeof(err));
+	if (!c)
+		printf("    grpc_conn_new: %s\n", err);
+	return c;
+}
+
+static struct grpc_conn *start(bool mute, int retries)
+{
+	if (rawsrv_start(&srv, mute)) {
+		perror("rawsrv_start");
+		return NULL;
+	}
+	return mkconn_url("grpc", srv.port, retries);
+}
+
+static void stop(struct grpc_conn *c)
+{
+	grpc_conn_free(c);
+	rawsrv_stop(&srv);
+}
+
+static int run(struct grpc_conn *c, const char *scenario, int64_t timeout_ms,
+	       struct res *r)
+{
+	struct grpc_call_opts o = {
+		.method = "/casfs.test.Raw/Call", .req = scenario,
+		.req_len = strlen(scenario), .timeout_ms = timeout_ms,
+		.on_msg = on_msg, .ud = r,
+	};
+
+	return grpc_call_run(c, &o, &r->st);
+}
+
+static void t_echo_and_split(void)
+{
+	struct grpc_conn *c = start(false, -1);
+	struct res r = { 0 };
+	bool pattern = true;
+
+	REQUIRE(c);
+	CHECK_INT(run(c, "echo:hello", 2000, &r), GRPC_OK);
+	CHECK_INT(r.n, 1);
+	CHECK_STR((char *)r.first[0], "hello");
+	CHECK_STR(r.st.message, "");
+	CHECK(!r.st.transport);
+	res_free(&r);
+
+	CHECK_INT(run(c, "split", 2000, &r), GRPC_OK);
+	CHECK_INT(r.n, 3);
+	CHECK_STR((char *)r.first[0], "alpha");
+	CHECK_INT(r.first_len[1], 0);
+	CHECK_INT(r.first_len[2], 20000);
+	for (int i = 0; i < 20000 && r.first[2]; i++)
+		pattern &= r.first[2][i] == (uint8_t)i;
+	CHECK(pattern);
+	res_free(&r);
+
+	CHECK_INT(run(c, "many", 2000, &r), GRPC_OK);
+	CHECK_INT(r.n, 1000);
+	CHECK_STR((char *)r.first[2], "m0002");
+	res_free(&r);
+	stop(c);
+}
+
+static void t_trailers_only(void)
+{
+	struct grpc_conn *c = start(false, -1);
+	struct res r = { 0 };
+
+	REQUIRE(c);
+	CHECK_INT(run(c, "trailers-only-5", 2000, &r), GRPC_NOT_FOUND);
+	CHECK_STR(r.st.message, "no such blob: \xe2\x9c\x93");
+	CHECK_INT(r.st.http_status, 200);
+	CHECK(!r.st.transport);
+	CHECK_INT(r.n, 0);
+	res_free(&r);
+
+	CHECK_INT(run(c, "details", 2000, &r), GRPC_RESOURCE_EXHAUSTED);
+	CHECK_STR(r.st.message, "slow down");
+	CHECK_INT(r.st.details_len, 7);
+	CHECK(r.st.details && !memcmp(r.st.details, "\x08\x08\x12\x03" "abc", 7));
+	res_free(&r);
+
+	CHECK_INT(run(c, "nonsense", 2000, &r), GRPC_UNIMPLEMENTED);
+	res_free(&r);
+	stop(c);
+}
+
+static void t_http_status(void)
+{
+	static const struct { const char *sc; int code, http; } cases[] = {
+		{ "http-503", GRPC_UNAVAILABLE, 503 },
+		{ "http-404", GRPC_UNIMPLEMENTED, 404 },
+		{ "http-401", GRPC_UNAUTHENTICATED, 401 },
+		{ "http-500-body", GRPC_UNKNOWN, 500 },
+		{ "bad-ctype", GRPC_UNKNOWN, 200 },
+	};
+	struct grpc_conn *c = start(false, -1);
+
+	REQUIRE(c);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct res r = { 0 };
+
+		CHECK_INT(run(c, cases[i].sc, 2000, &r), cases[i].code);
+		CHECK_INT(r.st.http_status, cases[i].http);
+		CHECK_INT(r.n, 0);
+		if (cases[i].http != 200)
+			CHECK_CONTAINS(r.st.message, "HTTP status");
+		res_free(&r);
+	}
+	stop(c);
+}
+
+static void t_rst_stream(void)
+{
+	struct grpc_conn *c = start(false, -1);
+	struct grpc_conn_stats s;
+	struct res r = { 0 };
+
+	REQUIRE(c);
+	CHECK_INT(run(c, "rst-mid", 2000, &r), GRPC_INTERNAL);
+	CHECK_INT(r.n, 1);
+	CHECK_INT(r.st.h2_error, 2);
+	CHECK(r.st.transport && !r.st.unprocessed);
+	CHECK_CONTAINS(r.st.message, "RST_STREAM");
+	res_free(&r);
+
+	CHECK_INT(run(c, "rst-cancel", 2000, &r), GRPC_CANCELLED);
+	res_free(&r);
+	CHECK_INT(run(c, "enhance-calm", 2000, &r), GRPC_RESOURCE_EXHAUSTED);
+	res_free(&r);
+
+	/* refused: retried once transparently, then UNAVAILABLE */
+	CHECK_INT(run(c, "rst-refused", 2000, &r), GRPC_UNAVAILABLE);
+	CHECK(r.st.unprocessed);
+	CHECK_INT(r.st.h2_error, 7);
+	CHECK_CONTAINS(r.st.message, "REFUSED_STREAM");
+	res_free(&r);
+	grpc_conn_get_stats(c, &s);
+	CHECK_INT(s.retries, 1);
+
+	CHECK_INT(run(c, "refuse-once", 2000, &r), GRPC_OK);
+	CHECK_STR((char *)r.first[0], "second try");
+	res_free(&r);
+	grpc_conn_get_stats(c, &s);
+	CHECK_INT(s.retries, 2);
+	CHECK_INT(s.connects, 1);	/* all on one connection */
+	CHECK_INT(atomic_load(&srv.conns), 1);
+	stop(c);
+}
+
+static void t_goaway(void)
+{
+	struct grpc_conn *c = start(false, 0);	/* no transparent retries */
+	struct grpc_conn_stats s;
+	struct res r = { 0 };
+
+	REQUIRE(c);
+	CHECK_INT(run(c, "echo:warm", 2000, &r), GRPC_OK);
+	res_free(&r);
+	CHECK_INT(run(c, "goaway-once", 2000, &r), GRPC_UNAVAILABLE);
+	CHECK(r.st.unprocessed && r.st.transport);
+	CHECK_CONTAINS(r.st.message, "GOAWAY");
+	res_free(&r);
+	CHECK_CONTAINS(logbuf, "GOAWAY");
+	/* the next call reconnects */
+	CHECK_INT(run(c, "goaway-once", 2000, &r), GRPC_OK);
+	CHECK_STR((char *)r.first[0], "after goaway");
+	res_free(&r);
+	grpc_conn_get_stats(c, &s);
+	CHECK_INT(s.goaways, 1);
+	CHECK_INT(s.connects, 2);
+	stop(c);
+
+	/* with a transparent retry the caller never sees it */
+	c = start(false, 1);
+	REQUIRE(c);
+	CHECK_INT(run(c, "goaway-once", 2000, &r), GRPC_OK);
+	CHECK_STR((char *)r.first[0], "after goaway");
+	res_free(&r);
+	grpc_conn_get_stats(c, &s);
+	CHECK_INT(s.retries, 1);
+	CHECK_INT(s.connects, 2);
+	stop(c);
+
+	/* a stream at or below last_stream_id finishes normally */
+	c = start(false, 0);
+	REQUIRE(c);
+	CHECK_INT(run(c, "goaway-after", 2000, &r), GRPC_OK);
+	CHECK_STR((char *)r.first[0], "finished");
+	res_free(&r);
+	CHECK_INT(run(c, "echo:again", 2000, &r), GRPC_OK);
+	res_free(&r);
+	grpc_conn_get_stats(c, &s);
+	CHECK_INT(s.connects, 2);
+	stop(c);
+
+	/* GOAWAY with an error, then the connection closes */
+	c = start(false, 0);
+	REQUIRE(c);
+	CHECK_INT(run(c, "goaway-error", 2000, &r), GRPC_UNAVAILABLE);
+	CHECK(r.st.unprocessed);
+	res_free(&r);
+	CHECK_INT(run(c, "echo:recovered", 2000, &r), GRPC_OK);
+	res_free(&r);
+	stop(c);
+}
+
+static void t_hostile_framing(void)
+{
+	struct grpc_conn *c = start(false, -1);
+	struct res r = { 0 };
+	int64_t t0;
+
+	REQUIRE(c);
+	t0 = t_now_ms();
+	CHECK_INT(run(c, "oversize", 5000, &r), GRPC_RESOURCE_EXHAUSTED);
+	CHECK(t_now_ms() - t0 < 2000);
+	CHECK_CONTAINS(r.st.message, "larger than max");
+	res_free(&r);
+	CHECK_INT(run(c, "compressed", 2000, &r), GRPC_INTERNAL);
+	CHECK_CONTAINS(r.st.message, "compressed");
+	CHECK_INT(r.n, 0);
+	res_free(&r);
+	CHECK_INT(run(c, "no-trailers", 2000, &r), GRPC_INTERNAL);
+	CHECK_CONTAINS(r.st.message, "without trailers");
+	res_free(&r);
+	CHECK_INT(run(c, "truncated", 2000, &r), GRPC_INTERNAL);
+	CHECK_CONTAINS(r.st.message, "inside a message");
+	res_free(&r);
+	CHECK_INT(run(c, "big-headers", 2000, &r), GRPC_RESOURCE_EXHAUSTED);
+	CHECK_CONTAINS(r.st.message, "headers");
+	res_free(&r);
+	/* and the connection still works */
+	CHECK_INT(run(c, "echo:still fine", 2000, &r), GRPC_OK);
+	res_free(&r);
+	{
+		struct grpc_conn_stats s;
+
+		grpc_conn_get_stats(c, &s);
+		CHECK_INT(s.connects, 1);
+	}
+	stop(c);
+}
+
+static void t_compression_negotiated(void)
+{
+	struct grpc_conn *c = start(false, -1);
+	struct res r = { 0 };
+	struct grpc_call_opts o = {
+		.method = "/casfs.test.Raw/Call", .req = "compressed-gzip",
+		.req_len = 15, .timeout_ms = 2000, .accept_encoding = "deflate, gzip",
+		.on_msg = on_msg, .ud = &r,
+	};
+
+	REQUIRE(c);
+	CHECK_INT(grpc_call_run(c, &o, &r.st), GRPC_OK);
+	CHECK_INT(r.n, 2);
+	CHECK_INT(r.ncompressed, 1);
+	res_free(&r);
+	/* not offered: the compressed message is an error */
+	CHECK_INT(run(c, "compressed-gzip", 2000, &r), GRPC_INTERNAL);
+	res_free(&r);
+	stop(c);
+}
+
+static void t_deadline(void)
+{
+	struct grpc_conn *c = start(false, -1);
+	struct res r = { 0 };
+	int64_t t0, dt;
+
+	REQUIRE(c);
+	t0 = t_now_ms();
+	CHECK_INT(run(c, "hang", 300, &r), GRPC_DEADLINE_EXCEEDED);
+	dt = t_now_ms() - t0;
+	CHECK(dt >= 290 && dt < 1000);
+	CHECK(r.st.transport);
+	res_free(&r);
+	t0 = t_now_ms();
+	CHECK_INT(run(c, "hang-headers", 200, &r), GRPC_DEADLINE_EXCEEDED);
+	CHECK_INT(r.n, 1);
+	CHECK(t_now_ms() - t0 < 1000);
+	res_free(&r);
+	/* the client reset both streams */
+	for (int i = 0; i < 100 && atomic_load(&srv.rst_seen) < 2; i++)
+		grpc_conn_wait(c, 10);
+	CHECK_INT(atomic_load(&srv.rst_seen), 2);
+	CHECK_INT(run(c, "echo:ok", 2000, &r), GRPC_OK);
+	res_free(&r);
+	stop(c);
+}
+
+static void t_connection_lost(void)
+{
+	struct grpc_conn *c = start(false, -1);
+	struct res r = { 0 };
+
+	REQUIRE(c);
+	CHECK_INT(run(c, "close", 2000, &r), GRPC_UNAVAILABLE);
+	CHECK(r.st.transport);
+	CHECK(!r.st.unprocessed);
+	CHECK_CONTAINS(r.st.message, "closed");
+	res_free(&r);
+	CHECK_INT(run(c, "echo:reconnected", 2000, &r), GRPC_OK);
+	res_free(&r);
+	CHECK_INT(atomic_load(&srv.conns), 2);
+	stop(c);
+}
+
+static void t_connect_refused(void)
+{
+	struct grpc_conn *c;
+	struct grpc_conn_stats s;
+	struct res r = { 0 };
+	int port;
+
+	/* a port nobody listens on: start and stop a server */
+	REQUIRE(rawsrv_start(&srv, false) == 0);
+	port = srv.port;
+	rawsrv_stop(&srv);
+	c = mkconn_url("grpc", port, -1);
+	REQUIRE(c);
+	CHECK_INT(run(c, "echo:x", 2000, &r), GRPC_UNAVAILABLE);
+	CHECK(r.st.unprocessed);
+	CHECK_CONTAINS(r.st.message, "refused");
+	res_free(&r);
+	CHECK_INT(run(c, "echo:x", 2000, &r), GRPC_UNAVAILABLE);
+	res_free(&r);
+	grpc_conn_get_stats(c, &s);
+	CHECK_INT(s.connects, 2);	/* tried again for the next call */
+	CHECK_INT(s.connect_failures, 2);
+	grpc_conn_free(c);
+}
+
+/* A TLS client against a server that never answers the ClientHello. */
+static void t_connect_timeout(void)
+{
+	struct grpc_conn_opts o = { 0 };
+	struct grpc_conn *c;
+	struct res r = { 0 };
+	char url[64], err[256];
+	int64_t t0;
+
+	REQUIRE(rawsrv_start(&srv, true) == 0);
+	snprintf(url, sizeof(url), "grpcs://127.0.0.1:%d", srv.port);
+	o.url = url;
+	o.connect_timeout_ms = 300;
+	c = grpc_conn_new(&o, err, sizeof(err));
+	REQUIRE(c);
+	t0 = t_now_ms();
+	CHECK_INT(run(c, "echo:x", 5000, &r), GRPC_UNAVAILABLE);
+	CHECK_CONTAINS(r.st.message, "timed out");
+	CHECK(t_now_ms() - t0 < 1500);
+	res_free(&r);
+	/* a deadline shorter than the connect timeout wins */
+	t0 = t_now_ms();
+	CHECK_INT(run(c, "echo:x", 100, &r), GRPC_DEADLINE_EXCEEDED);
+	CHECK(t_now_ms() - t0 < 280);
+	res_free(&r);
+	grpc_conn_free(c);
+	rawsrv_stop(&srv);
+}
+
+struct multi {
+	int done, ok;
+	char want[32];
+	struct res r;
+};
+
+static void multi_done(void *ud, const struct grpc_status *st)
+{
+	struct multi *m = ud;
+
+	m->done++;
+	if (st->code == GRPC_OK && m->r.n == 1 && !strcmp((char *)m->r.first[0], m->want))
+		m->ok++;
+}
+
+static int multi_msg(void *ud, const uint8_t *p, size_t n, bool compressed)
+{
+	return on_msg(&((struct multi *)ud)->r, p, n, compressed);
+}
+
+/* Many calls at once on one connection, past MAX_CONCURRENT_STREAMS. */
+static void t_concurrent(void)
+{
+	enum { N = 40 };
+	struct grpc_conn *c;
+	struct multi *m = calloc(N, sizeof(*m));
+	struct grpc_conn_stats s;
+	int done = 0, ok = 0;
+
+	REQUIRE(rawsrv_start(&srv, false) == 0);
+	atomic_store(&srv.max_concurrent, 5);
+	c = mkconn_url("grpc", srv.port, -1);
+	REQUIRE(c);
+	for (int i = 0; i < N; i++) {
+		char req[40];
+		struct grpc_call_opts o = {
+			.method = "/casfs.test.Raw/Call", .req = req,
+			.timeout_ms = 5000, .on_msg = multi_msg,
+			.on_done = multi_done, .ud = &m[i],
+		};
+
+		snprintf(m[i].want, sizeof(m[i].want), "call-%d", i);
+		snprintf(req, sizeof(req), "echo:%s", m[i].want);
+		o.req_len = strlen(req);
+		REQUIRE(grpc_call_start(c, &o));
+	}
+	for (int k = 0; k < 500 && done < N; k++) {
+		grpc_conn_wait(c, 20);
+		done = ok = 0;
+		for (int i = 0; i < N; i++) {
+			done += m[i].done;
+			ok += m[i].ok;
+		}
+	}
+	CHECK_INT(done, N);
+	CHECK_INT(ok, N);
+	grpc_conn_get_stats(c, &s);
+	CHECK_INT(s.connects, 1);
+	CHECK_INT(s.calls_ok, N);
+	CHECK_INT(s.active_calls, 0);
+	for (int i = 0; i < N; i++)
+		res_free(&m[i].r);
+	free(m);
+	stop(c);
+}
+
+struct cancel_ctx {
+	struct grpc_call *call;
+	int msgs, done;
+};
+
+static int cancel_self(void *ud, const uint8_t *p, size_t n, bool compressed)
+{
+	struct cancel_ctx *x = ud;
+
+	(void)p;
+	(void)n;
+	(void)compressed;
+	if (++x->msgs == 2)
+		grpc_call_cancel(x->call);
+	return 0;
+}
+
+static void count_done(void *ud, const struct grpc_status *st)
+{
+	(void)st;
+	((struct cancel_ctx *)ud)->done++;
+}
+
+static void t_cancel(void)
+{
+	struct grpc_conn *c = start(false, -1);
+	struct res r = { .stop_after = 2 };
+	struct cancel_ctx x = { 0 };
+	struct grpc_call_opts o = {
+		.method = "/casfs.test.Raw/Call", .req = "cancel-me", .req_len = 9,
+		.on_msg = cancel_self, .on_done = count_done, .ud = &x,
+	};
+
+	REQUIRE(c);
+	/* on_msg asks to stop */
+	CHECK_INT(run(c, "cancel-me", 2000, &r), GRPC_CANCELLED);
+	CHECK_INT(r.n, 2);
+	CHECK_CONTAINS(r.st.message, "callback");
+	res_free(&r);
+	/* grpc_call_cancel from its own on_msg: no on_done, no more messages */
+	x.call = grpc_call_start(c, &o);
+	REQUIRE(x.call);
+	for (int i = 0; i < 30; i++)
+		grpc_conn_wait(c, 10);
+	CHECK_INT(x.msgs, 2);
+	CHECK_INT(x.done, 0);
+	/* from outside, while it hangs */
+	o.req = "hang";
+	o.req_len = 4;
+	o.on_msg = NULL;
+	x.call = grpc_call_start(c, &o);
+	REQUIRE(x.call);
+	for (int i = 0; i < 10; i++)
+		grpc_conn_wait(c, 10);
+	grpc_call_cancel(x.call);
+	/* and while still queued */
+	grpc_call_cancel(grpc_call_start(c, &o));
+	for (int i = 0; i < 100 && atomic_load(&srv.rst_seen) < 3; i++)
+		grpc_conn_wait(c, 10);
+	CHECK_INT(atomic_load(&srv.rst_seen), 3);
+	CHECK_INT(x.done, 0);
+	CHECK_INT(run(c, "echo:after cancels", 2000, &r), GRPC_OK);
+	res_free(&r);
+	stop(c);
+}
+
+static void t_bad_args(void)
+{
+	static const char *const bad[] = {
+		"http://127.0.0.1:1", "grpc://", "grpc://h:0", "grpc://h:99999",
+		"grpc://h:1/path", "grpc://h:x", "grpc://[::1", "grpc://a b:1",
+		"grpc://user@h:1",
+	};
+	struct grpc_conn_opts o = { 0 };
+	struct grpc_conn *c;
+	char err[256];
+	struct grpc_call_opts co = { .method = "noslash" };
+	struct grpc_status st;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		o.url = bad[i];
+		c = grpc_conn_new(&o, err, sizeof(err));
+		if (c)
+			printf("    accepted %s\n", bad[i]);
+		CHECK(!c);
+		grpc_conn_free(c);
+	}
+	o.url = "grpc://[::1]:50051/";
+	c = grpc_conn_new(&o, err, sizeof(err));
+	CHECK(c);
+	grpc_conn_free(c);
+	o.url = "grpc://127.0.0.1:1";
+	o.ca_file = "/nonexistent";
+	CHECK(!grpc_conn_new(&o, err, sizeof(err)));
+	CHECK_CONTAINS(err, "grpcs://");
+	o.url = "grpcs://127.0.0.1:1";
+	CHECK(!grpc_conn_new(&o, err, sizeof(err)));
+	CHECK_CONTAINS(err, "/nonexistent");
+	o.ca_file = NULL;
+	o.url = "grpc://127.0.0.1:1";
+	c = grpc_conn_new(&o, err, sizeof(err));
+	REQUIRE(c);
+	errno = 0;
+	CHECK(!grpc_call_start(c, &co));
+	CHECK_INT(errno, EINVAL);
+	CHECK_INT(grpc_call_run(c, &co, &st), GRPC_INVALID_ARGUMENT);
+	grpc_status_free(&st);
+	grpc_conn_free(c);
+}
+
+/* The conn's fd is all a poll() loop needs: it wakes for a deadline. */
+static void t_poll_fd(void)
+{
+	struct grpc_conn *c = start(false, -1);
+	struct cancel_ctx x = { 0 };
+	struct grpc_call_opts o = {
+		.method = "/casfs.test.Raw/Call", .req = "hang", .req_len = 4,
+		.timeout_ms = 150, .on_done = count_done, .ud = &x,
+	};
+	int64_t t0 = t_now_ms();
+
+	REQUIRE(c);
+	CHECK_INT(grpc_conn_events(c), POLLIN);
+	REQUIRE(grpc_call_start(c, &o));
+	while (!x.done && t_now_ms() - t0 < 2000) {
+		struct pollfd p = { .fd = grpc_conn_fd(c), .events = grpc_conn_events(c) };
+
+		poll(&p, 1, -1);	/* no timeout: the fd must wake us */
+		grpc_conn_step(c);
+	}
+	CHECK_INT(x.done, 1);
+	CHECK(t_now_ms() - t0 < 500);
+	stop(c);
+}
+
+static const struct test tests[] = {
+	{ "echo_and_split", t_echo_and_split },
+	{ "trailers_only", t_trailers_only },
+	{ "http_status", t_http_status },
+	{ "rst_stream", t_rst_stream },
+	{ "goaway", t_goaway },
+	{ "hostile_framing", t_hostile_framing },
+	{ "compression_negotiated", t_compression_negotiated },
+	{ "deadline", t_deadline },
+	{ "connection_lost", t_connection_lost },
+	{ "connect_refused", t_connect_refused },
+	{ "connect_timeout", t_connect_timeout },
+	{ "concurrent", t_concurrent },
+	{ "cancel", t_cancel },
+	{ "bad_args", t_bad_args },
+	{ "poll_fd", t_poll_fd },
+	{ NULL, NULL },
+};
+
+const struct suite raw_suite = { "raw", tests, NULL, NULL };
