@@ -183,7 +183,7 @@ processes() {
 }
 # count LOG KIND: how many processes of that kind ("local", "remote cache hit", ...)
 count() {
-	processes "$1" | tr ',:' '\n\n' | sed -E 's/^ +//' |
+	processes "$1" | tr ',:' '\n' | sed -E 's/^ +//' |
 		awk -v k="$2" '{ n = $1; $1 = ""; sub(/^ /, ""); if ($0 == k) s += n } END { print s + 0 }'
 }
 
