@@ -52,6 +52,10 @@ stage helper-unit-tests make -s -C helper check
 stage systemd-unit packaging/verify-unit.sh
 stage progs-selftest make -s -C tests/progs check-host O="$top/build/tests"
 
+# The real-Bazel test: Bazel builds on the host against nginx; the guest
+# test (90-bazel) stages the results from the action cache.
+stage bazel-host tests/bazel/host-build.sh build/bazel
+
 if [ $built = 0 ]; then
 	mkdir -p build/logs
 	tests/run-vm-tests.sh 2>&1 | tee build/logs/vm.log

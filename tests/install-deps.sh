@@ -16,6 +16,7 @@ pkgs=(
 	e2fsprogs
 	libnl-genl-3-dev libnl-3-dev libcurl4-openssl-dev libssl-dev
 	nginx-light curl systemd openssl
+	bazel-bootstrap default-jdk-headless protobuf-c-compiler libprotobuf-c-dev
 )
 
 bp=/etc/apt/sources.list.d/bookworm-backports.sources
