@@ -46,10 +46,16 @@ check: deps
 demo: deps
 	tests/demo.sh
 
+# Sources only (no objects from an in-tree build), where dkms expects them.
 install-dkms:
-	install -d $(DESTDIR)/usr/src/casfs-$(VERSION)
-	cp -r Kbuild Makefile VERSION dkms.conf kmod include \
+	install -d $(DESTDIR)/usr/src/casfs-$(VERSION)/kmod \
+		$(DESTDIR)/usr/src/casfs-$(VERSION)/include/uapi/linux
+	install -m 0644 Kbuild Makefile VERSION dkms.conf \
 		$(DESTDIR)/usr/src/casfs-$(VERSION)/
+	install -m 0644 kmod/Kbuild kmod/*.c kmod/*.h \
+		$(DESTDIR)/usr/src/casfs-$(VERSION)/kmod/
+	install -m 0644 include/uapi/linux/casfs.h \
+		$(DESTDIR)/usr/src/casfs-$(VERSION)/include/uapi/linux/
 
 # Everything a build host needs: module source for dkms, the daemon and
 # the CLI, the systemd unit and an example configuration.
