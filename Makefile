@@ -52,7 +52,7 @@ install-dkms:
 		$(DESTDIR)/usr/src/casfs-$(VERSION)/include/uapi/linux
 	install -m 0644 Kbuild Makefile VERSION dkms.conf \
 		$(DESTDIR)/usr/src/casfs-$(VERSION)/
-	install -m 0644 kmod/Kbuild kmod/*.c kmod/*.h \
+	install -m 0644 kmod/Kbuild $(filter-out %.mod.c,$(wildcard kmod/*.c)) kmod/*.h \
 		$(DESTDIR)/usr/src/casfs-$(VERSION)/kmod/
 	install -m 0644 include/uapi/linux/casfs.h \
 		$(DESTDIR)/usr/src/casfs-$(VERSION)/include/uapi/linux/
