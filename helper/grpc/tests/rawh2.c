@@ -314,6 +314,14 @@ static void respond(struct kconn *k, int32_t sid, const uint8_t *req, size_t len
 	} else if (IS("goaway-error")) {
 		goaway(k, 0, 2);
 		k->closed = true;
+	} else if (IS("goaway-slow")) {
+		goaway(k, sid, 0);
+		headers_ok(k, sid, NULL, NULL);
+		msleep(300);
+		msg(k, sid, "slow", 4, false);
+		trailers(k, sid, "0", NULL);
+		msleep(20);
+		k->closed = true;
 	} else if (IS("goaway-after")) {
 		goaway(k, sid, 0);
 		echo(k, sid, "finished", 8);
@@ -471,12 +479,31 @@ out:
 	free(k);
 }
 
+struct job {
+	struct rawsrv *s;
+	int fd;
+};
+
+static void *serve_thread(void *arg)
+{
+	struct job *j = arg;
+
+	serve(j->s, j->fd);
+	atomic_fetch_sub(&j->s->serving, 1);
+	free(j);
+	return NULL;
+}
+
+/* One thread per connection: a draining connection and its successor
+ * are served at the same time, as by a real server. */
 static void *run(void *arg)
 {
 	struct rawsrv *s = arg;
 
 	while (!atomic_load(&s->stop)) {
 		struct pollfd pf = { .fd = s->lfd, .events = POLLIN };
+		struct job *j;
+		pthread_t th;
 		int fd;
 
 		if (poll(&pf, 1, 50) <= 0)
@@ -485,8 +512,20 @@ static void *run(void *arg)
 		if (fd < 0)
 			continue;
 		atomic_fetch_add(&s->conns, 1);
-		serve(s, fd);
+		j = malloc(sizeof(*j));
+		j->s = s;
+		j->fd = fd;
+		atomic_fetch_add(&s->serving, 1);
+		if (pthread_create(&th, NULL, serve_thread, j)) {
+			atomic_fetch_sub(&s->serving, 1);
+			close(fd);
+			free(j);
+			continue;
+		}
+		pthread_detach(th);
 	}
+	while (atomic_load(&s->serving))
+		msleep(5);
 	return NULL;
 }
 

@@ -18,6 +18,7 @@ struct rawsrv {
 	bool mute;		/* accept, read, never answer (not even SETTINGS) */
 	atomic_bool stop;
 	atomic_int conns;	/* connections accepted */
+	atomic_int serving;	/* connection threads running */
 	atomic_int requests;
 	atomic_int rst_seen;	/* RST_STREAM frames from the client */
 	atomic_int once;	/* for the "-once" scenarios */

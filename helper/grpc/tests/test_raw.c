@@ -221,6 +221,17 @@ static void t_rst_stream(void)
 	stop(c);
 }
 
+struct cancel_ctx {
+	struct grpc_call *call;
+	int msgs, done;
+};
+
+static void count_done(void *ud, const struct grpc_status *st)
+{
+	(void)st;
+	((struct cancel_ctx *)ud)->done++;
+}
+
 static void t_goaway(void)
 {
 	struct grpc_conn *c = start(false, 0);	/* no transparent retries */
@@ -265,6 +276,44 @@ static void t_goaway(void)
 	res_free(&r);
 	grpc_conn_get_stats(c, &s);
 	CHECK_INT(s.connects, 2);
+	stop(c);
+
+	/* a draining connection does not hold up new calls */
+	c = start(false, 0);
+	REQUIRE(c);
+	{
+		struct cancel_ctx a = { 0 }, b = { 0 };
+		struct grpc_call_opts o = {
+			.method = "/casfs.test.Raw/Call", .req = "goaway-slow",
+			.req_len = 11, .timeout_ms = 3000, .on_done = count_done,
+			.ud = &a,
+		};
+
+		REQUIRE(grpc_call_start(c, &o));
+		for (int i = 0; i < 200; i++) {
+			grpc_conn_get_stats(c, &s);
+			if (s.goaways)
+				break;
+			grpc_conn_wait(c, 5);
+		}
+		CHECK_INT(s.goaways, 1);
+		o.req = "echo:b";
+		o.req_len = 6;
+		o.ud = &b;
+		REQUIRE(grpc_call_start(c, &o));
+		for (int i = 0; i < 300 && !b.done; i++)
+			grpc_conn_wait(c, 5);
+		CHECK_INT(b.done, 1);
+		CHECK_INT(a.done, 0);	/* still streaming on the old one */
+		grpc_conn_get_stats(c, &s);
+		CHECK_INT(s.transports, 2);
+		for (int i = 0; i < 300 && !a.done; i++)
+			grpc_conn_wait(c, 5);
+		CHECK_INT(a.done, 1);
+		CHECK_INT(a.msgs, 0);
+		grpc_conn_get_stats(c, &s);
+		CHECK_INT(s.calls_ok, 2);
+	}
 	stop(c);
 
 	/* GOAWAY with an error, then the connection closes */
@@ -500,11 +549,6 @@ static void t_concurrent(void)
 	stop(c);
 }
 
-struct cancel_ctx {
-	struct grpc_call *call;
-	int msgs, done;
-};
-
 static int cancel_self(void *ud, const uint8_t *p, size_t n, bool compressed)
 {
 	struct cancel_ctx *x = ud;
@@ -515,12 +559,6 @@ static int cancel_self(void *ud, const uint8_t *p, size_t n, bool compressed)
 	if (++x->msgs == 2)
 		grpc_call_cancel(x->call);
 	return 0;
-}
-
-static void count_done(void *ud, const struct grpc_status *st)
-{
-	(void)st;
-	((struct cancel_ctx *)ud)->done++;
 }
 
 static void t_cancel(void)
