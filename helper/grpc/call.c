@@ -884,22 +884,20 @@ static int on_error(nghttp2_session *s, int lib_err, const char *msg,
 	return 0;
 }
 
-const nghttp2_session_callbacks *call_h2_callbacks(void)
+/* A fresh set for each session (nghttp2 copies it): no shared state. */
+nghttp2_session_callbacks *call_h2_callbacks(void)
 {
-	static nghttp2_session_callbacks *cbs;
+	nghttp2_session_callbacks *cbs;
 
-	if (!cbs) {
-		if (nghttp2_session_callbacks_new(&cbs))
-			return NULL;
-		nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-		nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-		nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
-		nghttp2_session_callbacks_set_on_stream_close_callback(cbs,
-								       on_stream_close);
-		nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
-		nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs,
-									 on_frame_not_send);
-		nghttp2_session_callbacks_set_error_callback2(cbs, on_error);
-	}
+	if (nghttp2_session_callbacks_new(&cbs))
+		return NULL;
+	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+	nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs,
+								 on_frame_not_send);
+	nghttp2_session_callbacks_set_error_callback2(cbs, on_error);
 	return cbs;
 }

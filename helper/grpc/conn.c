@@ -439,15 +439,21 @@ static int session_start(struct transport *t)
 		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, c->o.window },
 		{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 65536 },
 	};
+	nghttp2_session_callbacks *cbs = call_h2_callbacks();
 	nghttp2_option *opt;
 	int rv;
 
-	if (nghttp2_option_new(&opt))
+	if (!cbs)
 		return -1;
+	if (nghttp2_option_new(&opt)) {
+		nghttp2_session_callbacks_del(cbs);
+		return -1;
+	}
 	/* Until the server's SETTINGS say otherwise (RFC 9113 suggests 100). */
 	nghttp2_option_set_peer_max_concurrent_streams(opt, 100);
-	rv = nghttp2_session_client_new2(&t->h2, call_h2_callbacks(), t, opt);
+	rv = nghttp2_session_client_new2(&t->h2, cbs, t, opt);
 	nghttp2_option_del(opt);
+	nghttp2_session_callbacks_del(cbs);
 	if (rv)
 		return -1;
 	rv = nghttp2_submit_settings(t->h2, NGHTTP2_FLAG_NONE, iv,
@@ -615,7 +621,14 @@ static void connected(struct transport *t)
 	struct grpc_conn *c = t->conn;
 	int one = 1;
 
+	int idle = 30, intvl = 10, cnt = 3;
+
 	setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* A server that vanishes without a FIN is noticed in about 60 s. */
+	setsockopt(t->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 	if (!c->tls) {
 		if (session_start(t))
 			transport_fail(t, "HTTP/2 session: out of memory");
@@ -751,7 +764,9 @@ static void transport_read(struct transport *t)
 		}
 		if (t->state == TP_TLS) {
 			tls_handshake(t);
-			if (t->state == TP_TLS || t->state == TP_DEAD)
+			if (t->state == TP_DEAD)
+				return;
+			if (t->state == TP_TLS)
 				continue;
 		}
 		for (;;) {

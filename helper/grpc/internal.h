@@ -145,7 +145,7 @@ void grpc_log(struct grpc_conn *c, int level, const char *fmt, ...)
 void conn_wake(struct grpc_conn *c);
 
 /* call.c, used by conn.c */
-extern const nghttp2_session_callbacks *call_h2_callbacks(void);
+nghttp2_session_callbacks *call_h2_callbacks(void);	/* caller deletes */
 /* Submit a queued call on a ready transport; on failure it stays queued
  * (returns <0) or is finished (returns 0). */
 int call_submit(struct transport *t, struct grpc_call *call);
