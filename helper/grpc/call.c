@@ -659,6 +659,9 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 
 	(void)s;
 	switch (f->hd.type) {
+	case NGHTTP2_SETTINGS:
+		t->got_settings = true;
+		return 0;
 	case NGHTTP2_GOAWAY:
 		transport_goaway(t, f->goaway.last_stream_id, f->goaway.error_code,
 				 f->goaway.opaque_data, f->goaway.opaque_data_len);

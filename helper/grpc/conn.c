@@ -872,7 +872,8 @@ static void arm_timer(struct grpc_conn *c)
 	for (e = c->transports.next; e != &c->transports; e = e->next) {
 		struct transport *t = glist_entry(e, struct transport, link);
 
-		if ((t->state == TP_CONNECTING || t->state == TP_TLS) &&
+		if ((t->state == TP_CONNECTING || t->state == TP_TLS ||
+		     (!t->got_settings && t->state != TP_DEAD)) &&
 		    (!next || t->connect_deadline < next))
 			next = t->connect_deadline;
 	}
@@ -931,6 +932,11 @@ int grpc_conn_step(struct grpc_conn *c)
 		    now >= t->connect_deadline)
 			transport_fail(t, "connect to %s: timed out after %d ms",
 				       c->authority, c->o.connect_timeout_ms);
+		else if (!t->got_settings && t->state != TP_DEAD &&
+			 now >= t->connect_deadline)
+			transport_fail(t, "%s: no HTTP/2 SETTINGS from the server "
+				       "within %d ms", c->authority,
+				       c->o.connect_timeout_ms);
 	}
 	calls_expire(c, now);
 	start_queued(c);

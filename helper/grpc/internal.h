@@ -63,6 +63,7 @@ struct transport {
 	uint8_t *out;			/* bytes waiting for the socket */
 	size_t out_off, out_len, out_cap;
 	bool write_blocked;		/* send() said EAGAIN */
+	bool got_settings;		/* the server has spoken HTTP/2 */
 	bool goaway;
 	int32_t goaway_last_id;
 	uint32_t goaway_error;

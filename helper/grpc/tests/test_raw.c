@@ -483,6 +483,25 @@ static void t_connect_timeout(void)
 	rawsrv_stop(&srv);
 }
 
+/* h2c to a server that accepts and never says a word of HTTP/2. */
+static void t_no_settings(void)
+{
+	struct grpc_conn *c;
+	struct res r = { 0 };
+	int64_t t0;
+
+	REQUIRE(rawsrv_start(&srv, true) == 0);
+	c = mkconn_url("grpc", srv.port, -1);
+	REQUIRE(c);
+	t0 = t_now_ms();
+	CHECK_INT(run(c, "echo:x", 0, &r), GRPC_UNAVAILABLE);	/* no deadline */
+	CHECK_CONTAINS(r.st.message, "SETTINGS");
+	CHECK(t_now_ms() - t0 >= 1900 && t_now_ms() - t0 < 3000);
+	res_free(&r);
+	grpc_conn_free(c);
+	rawsrv_stop(&srv);
+}
+
 struct multi {
 	int done, ok;
 	char want[32];
@@ -685,6 +704,7 @@ static const struct test tests[] = {
 	{ "connection_lost", t_connection_lost },
 	{ "connect_refused", t_connect_refused },
 	{ "connect_timeout", t_connect_timeout },
+	{ "no_settings", t_no_settings },
 	{ "concurrent", t_concurrent },
 	{ "cancel", t_cancel },
 	{ "bad_args", t_bad_args },
