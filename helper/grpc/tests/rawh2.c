@@ -359,7 +359,7 @@ static void respond(struct kconn *k, int32_t sid, const uint8_t *req, size_t len
 	} else if (IS("no-trailers")) {
 		headers_ok(k, sid, NULL, NULL);
 		msg(k, sid, "x", 1, false);
-		data(k, sid, NULL, 0, true);
+		data(k, sid, "", 0, true);
 	} else if (IS("truncated")) {
 		headers_ok(k, sid, NULL, NULL);
 		data(k, sid, "\0\0\0\0\x0a" "abc", 8, false);

