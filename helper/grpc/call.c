@@ -356,8 +356,9 @@ int call_submit(struct transport *t, struct grpc_call *call)
 	}
 	id = nghttp2_submit_request(t->h2, NULL, nva, n, &prd, NULL);
 	free(nva);
-	if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE) {
-		/* Stream ids used up: this transport takes no more calls. */
+	if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE ||
+	    id == NGHTTP2_ERR_START_STREAM_NOT_ALLOWED) {
+		/* Ids used up, or going away: it takes no more calls. */
 		t->state = TP_DRAINING;
 		conn_wake(c);
 		return -1;
