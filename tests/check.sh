@@ -50,6 +50,7 @@ stage tests-bin make -s tests-bin
 stage helper-build make -s -C helper
 stage helper-unit-tests make -s -C helper check
 stage systemd-unit packaging/verify-unit.sh
+stage grpc-core-tests make -s -C helper/grpc check
 stage progs-selftest make -s -C tests/progs check-host O="$top/build/tests"
 
 # The real-Bazel test: Bazel builds on the host against nginx; the guest
