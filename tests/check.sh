@@ -56,6 +56,10 @@ stage progs-selftest make -s -C tests/progs check-host O="$top/build/tests"
 # The real-Bazel test: Bazel builds on the host against nginx; the guest
 # test (90-bazel) stages the results from the action cache.
 stage bazel-host tests/bazel/host-build.sh build/bazel
+# The reference REv2 server (for issue 4's gRPC backend): its own grpcio
+# self-test, and Bazel 4.2.3 over grpc:// against it.
+stage rev2-server-selftest /usr/bin/python3 tests/rev2/test_server.py
+stage rev2-bazel-grpc tests/rev2/bazel-grpc-test.sh build/rev2-bazel
 
 if [ $built = 0 ]; then
 	mkdir -p build/logs

@@ -17,7 +17,7 @@ pkgs=(
 	libnl-genl-3-dev libnl-3-dev libcurl4-openssl-dev libssl-dev
 	nginx-light curl systemd openssl
 	bazel-bootstrap default-jdk-headless protobuf-c-compiler libprotobuf-c-dev
-	libnghttp2-dev python3-grpcio python3-protobuf
+	libnghttp2-dev python3-grpcio python3-protobuf python3-grpc-tools
 )
 
 bp=/etc/apt/sources.list.d/bookworm-backports.sources
