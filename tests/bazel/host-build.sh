@@ -148,34 +148,8 @@ done
 log "nginx (pid $nginx_pid) serving $cache on 127.0.0.1:$port"
 
 # --- bazel -------------------------------------------------------------------
-# No ~/.bazelrc (the system rc stays: Debian's points at its install base).
-# The server stays up across the builds of this run and is shut down at
-# exit; --max_idle_secs bounds it should this script be killed.
-bz() {
-	(cd "$ws" && bazel --nohome_rc --output_user_root="$root" --max_idle_secs=300 "$@")
-}
-build_flags=(
-	--spawn_strategy=local
-	--noshow_progress
-	--color=no
-	--curses=no
-	--symlink_prefix=/
-	--incompatible_strict_action_env
-	--remote_cache="http://127.0.0.1:$port"
-	--remote_timeout=60
-)
-
-# build NAME FLAGS...: clean, then build //...; bazel's output in logs/NAME.log
-build() {
-	local name=$1 t0
-	shift
-	t0=$(date +%s.%N)
-	bazel_started=1
-	bz clean >>"$logs/$name.log" 2>&1 || { cat "$logs/$name.log" >&2; die "bazel clean ($name)"; }
-	bz build "${build_flags[@]}" "$@" //... >>"$logs/$name.log" 2>&1 ||
-		{ cat "$logs/$name.log" >&2; die "bazel build ($name)"; }
-	log "$name build: $(python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$(date +%s.%N)") s"
-}
+. "$(dirname "$0")/lib.sh"
+bazel_remote "http://127.0.0.1:$port"
 
 # processes LOG: bazel's process summary ("12 processes: 1 internal, 11 local.")
 processes() {

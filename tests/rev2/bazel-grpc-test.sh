@@ -78,30 +78,10 @@ done
 [ -n "$port" ] || die "server.py did not print READY"
 log "server.py (pid $server_pid) on grpc://127.0.0.1:$port, store $store"
 
-# --- bazel (flags as in tests/bazel/host-build.sh) ------------------------------
-bz() {
-	(cd "$ws" && bazel --nohome_rc --output_user_root="$root" --max_idle_secs=300 "$@")
-}
-build_flags=(
-	--spawn_strategy=local
-	--noshow_progress
-	--color=no
-	--curses=no
-	--symlink_prefix=/
-	--incompatible_strict_action_env
-	--remote_cache="grpc://127.0.0.1:$port"
-	--remote_timeout=60
-)
-build() {
-	local name=$1 t0
-	shift
-	t0=$(date +%s.%N)
-	bazel_started=1
-	bz clean >>"$logs/$name.log" 2>&1 || { cat "$logs/$name.log" >&2; die "bazel clean ($name)"; }
-	bz build "${build_flags[@]}" "$@" //... >>"$logs/$name.log" 2>&1 ||
-		{ tail -n 30 "$logs/$name.log" >&2; die "bazel build ($name)"; }
-	log "$name build: $(elapsed "$t0") s: $(processes "$logs/$name.log")"
-}
+# --- bazel (shared with tests/bazel/host-build.sh) ---------------------------------
+. "$(dirname "$0")/../bazel/lib.sh"
+bazel_remote "grpc://127.0.0.1:$port"
+BAZEL_BUILD_NOTE=processes
 processes() {
 	grep -E '^INFO: [0-9]+ process(es)?: ' "$1" | tail -n 1 | sed -E 's/^INFO: //; s/\.$//'
 }
