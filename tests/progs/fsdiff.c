@@ -46,6 +46,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testrand.h"
+
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
 #endif
@@ -79,20 +81,7 @@ static const char *const file_pool[] = { "d", "e", "f", "g" };
 /* ------------------------------------------------------------------ */
 /* Deterministic PRNG (splitmix64): the whole sequence follows from -s. */
 
-static uint64_t rng_state;
-
-static uint64_t splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static uint64_t rnd(void) { return splitmix64(&rng_state); }
-static uint64_t rnd_below(uint64_t n) { return n ? rnd() % n : 0; }
-static bool chance(unsigned pct) { return rnd_below(100) < pct; }
+/* rng_state, rnd(), rnd_below(), chance(): see testrand.h */
 
 /* Fill buf with bytes derived from seed (write and mmap patterns). */
 static void fill_pattern(unsigned char *buf, size_t len, uint64_t seed)
@@ -208,13 +197,6 @@ static bool diverge(const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	return false;
-}
-
-static const char *errname(int e)
-{
-	const char *s = strerrorname_np(e);
-
-	return s ? s : "E?";
 }
 
 static char *full(const struct tree *t, const char *rel, char *buf)

@@ -51,6 +51,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testrand.h"
+
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
 #endif
@@ -122,20 +124,7 @@ static unsigned char wbuf[MAX_IO], rbuf[MAX_IO];
 
 /* ------------------------------------------------------------------ */
 
-static uint64_t rng_state;
-
-static uint64_t splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static uint64_t rnd(void) { return splitmix64(&rng_state); }
-static uint64_t rnd_below(uint64_t n) { return n ? rnd() % n : 0; }
-static bool chance(unsigned pct) { return rnd_below(100) < pct; }
+/* rng_state, rnd(), rnd_below(), chance(): see testrand.h */
 
 static void fill_pattern(unsigned char *buf, size_t len)
 {
@@ -145,13 +134,6 @@ static void fill_pattern(unsigned char *buf, size_t len)
 		v = splitmix64(&s);
 		memcpy(buf + i, &v, len - i < sizeof(v) ? len - i : sizeof(v));
 	}
-}
-
-static const char *errname(int e)
-{
-	const char *s = strerrorname_np(e);
-
-	return s ? s : "E?";
 }
 
 /* ------------------------------------------------------------------ */
