@@ -40,6 +40,8 @@ void options_free(struct options *o)
 	free(o->instance);
 	free(o->ca_file);
 	free(o->auth_header_file);
+	free(o->client_cert);
+	free(o->client_key);
 	free(o->stats_file);
 	free(o->config);
 	memset(o, 0, sizeof(*o));
@@ -139,6 +141,10 @@ int options_set(struct options *o, const char *key0, const char *v,
 		return set_str(&o->ca_file, v);
 	if (!strcmp(key, "auth-header-file"))
 		return set_str(&o->auth_header_file, v);
+	if (!strcmp(key, "client-cert"))
+		return set_str(&o->client_cert, v);
+	if (!strcmp(key, "client-key"))
+		return set_str(&o->client_key, v);
 	if (!strcmp(key, "stats-file")) {
 		if (!strcmp(v, "none"))
 			v = "";
@@ -251,6 +257,8 @@ static const struct option longopts[] = {
 	{ "config", required_argument, NULL, 0 },
 	{ "ca-file", required_argument, NULL, 0 },
 	{ "auth-header-file", required_argument, NULL, 0 },
+	{ "client-cert", required_argument, NULL, 0 },
+	{ "client-key", required_argument, NULL, 0 },
 	{ "timeout", required_argument, NULL, 0 },
 	{ "stats-file", required_argument, NULL, 0 },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -263,10 +271,13 @@ static const char usage[] =
 	"usage: casfs-helper --cas URL --cache DIR [--instance NAME]\n"
 	"         [--max-cache-bytes N[K|M|G|T]] [--jobs N] [--config FILE]\n"
 	"         [--ca-file FILE] [--auth-header-file FILE] [--timeout SECS]\n"
+	"         [--client-cert FILE [--client-key FILE]]\n"
 	"         [--stats-file PATH|none] [--verbose]\n"
 	"\n"
 	"Fetches blobs for casfs.ko on demand, verifies them and publishes them\n"
-	"in DIR/blobs. URL: file:///DIR, http://HOST[:PORT]/PATH, https://...\n";
+	"in DIR/blobs. URL: file:///DIR, http://HOST[:PORT]/PATH, https://...\n"
+	"(Bazel's HTTP cache), grpc://HOST:PORT or grpcs://HOST:PORT (REv2; the\n"
+	"header file then holds gRPC metadata, e.g. 'authorization: Bearer T').\n";
 
 int options_parse_argv(struct options *o, int argc, char **argv, char *err, size_t errlen)
 {

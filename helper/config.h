@@ -23,7 +23,9 @@ struct options {
 	char *cache;
 	char *instance;
 	char *ca_file;
-	char *auth_header_file;
+	char *auth_header_file;	/* http: headers; grpc: metadata */
+	char *client_cert;	/* grpcs: client certificate (PEM) */
+	char *client_key;	/* grpcs: its key (default: in client_cert) */
 	char *stats_file;	/* "" = none */
 	char *config;
 	uint64_t max_cache_bytes;

@@ -24,10 +24,11 @@ struct fetch_engine;
 typedef void (*fetch_cb)(void *arg, uint64_t tag, int status);
 
 struct fetch_config {
-	const char *url;		/* file:///DIR, http://..., https://... */
+	const char *url;		/* file:///DIR, http(s)://..., grpc(s)://... */
 	const char *instance;		/* REv2 instance name; unused by file/http */
 	const char *ca_file;		/* https: CA bundle (CAINFO) */
-	const char *auth_header_file;	/* http(s): extra header lines */
+	const char *auth_header_file;	/* http(s): extra header lines; grpc: metadata */
+	const char *client_cert, *client_key;	/* grpcs: client certificate */
 	unsigned jobs;			/* parallel transfers, >= 1 */
 	unsigned timeout_s;		/* total time budget per blob, >= 1 */
 };

@@ -218,6 +218,8 @@ int main(int argc, char **argv)
 		.instance = c.opt.instance,
 		.ca_file = c.opt.ca_file,
 		.auth_header_file = c.opt.auth_header_file,
+		.client_cert = c.opt.client_cert,
+		.client_key = c.opt.client_key,
 		.jobs = c.opt.jobs,
 		.timeout_s = c.opt.timeout_s,
 	};
