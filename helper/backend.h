@@ -26,6 +26,7 @@ struct job {
 	unsigned nw, capw;
 	uint64_t t_start_us, deadline_ms, next_try_ms;
 	unsigned attempt;
+	uint64_t retry_after_ms;	/* set by a backend: server asked to wait */
 	int status;
 	struct blob_writer bw;	/* open while ACTIVE */
 	void *bpriv;		/* backend's per-attempt state */
@@ -57,12 +58,17 @@ struct backend_ops {
 	/* Abandon j's attempt (no report). */
 	void (*cancel)(struct backend *b, struct job *j);
 	void (*destroy)(struct backend *b);
+	/* Optional: an fd to poll for POLLIN besides curl's (-1: none). */
+	int (*poll_fd)(struct backend *b);
 };
 
 struct backend {
 	const struct backend_ops *ops;
 	struct fetch_engine *eng;
 	void *priv;
+	/* Jobs the engine may have active at once (0: cfg.jobs). A backend
+	 * that batches takes more than it has calls on the wire. */
+	unsigned max_active;
 };
 
 struct fetch_engine {
@@ -83,5 +89,6 @@ void fetch_attempt_done(struct fetch_engine *e, struct job *j, enum attempt_resu
 
 int backend_file_init(struct backend *b, const char *url);
 int backend_http_init(struct backend *b, const char *url, const struct fetch_config *cfg);
+int backend_grpc_init(struct backend *b, const char *url, const struct fetch_config *cfg);
 
 #endif

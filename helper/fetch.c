@@ -222,6 +222,9 @@ void fetch_attempt_done(struct fetch_engine *e, struct job *j, enum attempt_resu
 	if (r == RES_TRANSIENT) {
 		now = mono_ms();
 		delay = backoff_ms(e, j->attempt);
+		if (j->retry_after_ms > delay)	/* the server's RetryInfo */
+			delay = j->retry_after_ms;
+		j->retry_after_ms = 0;
 		if (now + delay < j->deadline_ms) {
 			stats.retries++;
 			log_info("%s: %s; retry %u in %llu ms", j->hex, why,
@@ -278,15 +281,15 @@ int fetch_engine_new(struct fetch_engine **out, const struct fetch_config *cfg,
 	} else if (!strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8)) {
 		err = backend_http_init(&e->be, url, cfg);
 	} else if (!strncasecmp(url, "grpc://", 7) || !strncasecmp(url, "grpcs://", 8)) {
-		log_err("--cas %s: the gRPC (REv2) backend is not built yet", url);
-		err = -EPROTONOSUPPORT;
+		err = backend_grpc_init(&e->be, url, cfg);
 	} else {
-		log_err("--cas %s: unsupported URL (file://, http://, https://)", url);
+		log_err("--cas %s: unsupported URL (file://, http(s)://, grpc(s)://)", url);
 		err = -EINVAL;
 	}
 	if (err)
 		goto fail;
-	if (cfg->instance && *cfg->instance)
+	if (cfg->instance && *cfg->instance &&
+	    strcmp(e->be.ops->name, "grpc"))
 		log_info("--instance %s is only used by the gRPC backend; ignored for %s",
 			 cfg->instance, e->be.ops->name);
 	*out = e;
@@ -353,7 +356,9 @@ static void start_jobs(struct fetch_engine *e)
 	struct job *j;
 	int err;
 
-	while (e->active.n < e->cfg.jobs && (j = list_pop(&e->queued))) {
+	unsigned max = e->be.max_active ? e->be.max_active : e->cfg.jobs;
+
+	while (e->active.n < max && (j = list_pop(&e->queued))) {
 		j->attempt++;
 		stats.attempts++;
 		if (!j->fetched) {
@@ -410,7 +415,9 @@ static void deliver(struct fetch_engine *e)
 
 int fetch_run(struct fetch_engine *e, int timeout_ms, struct pollfd *extra, unsigned n)
 {
-	struct curl_waitfd wfd[MAX_EXTRA];
+	struct curl_waitfd wfd[MAX_EXTRA + 1];
+	int bfd = e->be.ops->poll_fd ? e->be.ops->poll_fd(&e->be) : -1;
+	unsigned nw = n;
 	uint64_t now;
 	CURLMcode mc;
 	int t = timeout_ms < 0 ? 0 : timeout_ms;
@@ -434,7 +441,13 @@ int fetch_run(struct fetch_engine *e, int timeout_ms, struct pollfd *extra, unsi
 					(extra[i].events & POLLOUT ? CURL_WAIT_POLLOUT : 0));
 		wfd[i].revents = 0;
 	}
-	mc = curl_multi_poll(e->multi, n ? wfd : NULL, n, t, NULL);
+	if (bfd >= 0) {
+		wfd[nw].fd = bfd;
+		wfd[nw].events = CURL_WAIT_POLLIN;
+		wfd[nw].revents = 0;
+		nw++;
+	}
+	mc = curl_multi_poll(e->multi, nw ? wfd : NULL, nw, t, NULL);
 	for (unsigned i = 0; i < n; i++)
 		extra[i].revents = (short)((wfd[i].revents & CURL_WAIT_POLLIN ? POLLIN : 0) |
 					   (wfd[i].revents & CURL_WAIT_POLLPRI ? POLLPRI : 0) |

@@ -82,6 +82,31 @@ struct rev2_err rev2_map_status(int code, bool transport,
 /* Parse a ServerCapabilities message. 0 or -EINVAL (malformed). */
 int rev2_parse_caps(const uint8_t *msg, size_t len, struct rev2_caps *caps);
 
+/* ---- request encoding, response decoding (no I/O) ---- */
+
+/* Packed requests (malloc'ed into *out). 0 or -ENOMEM/-EINVAL. */
+int rev2_pack_batch_read(const char *instance, const struct rev2_digest *d,
+			 size_t n, uint8_t **out, size_t *len);
+int rev2_pack_bs_read(const char *instance, const struct rev2_digest *d,
+		      uint64_t offset, uint8_t **out, size_t *len);
+
+/*
+ * A BatchReadBlobsResponse: fn(ud, digest, grpc code, details (a packed
+ * google.rpc.Status or NULL), data) for each entry, in order. A non-zero
+ * return from fn stops and is returned. -EINVAL: malformed message or
+ * digest. The data is not verified here.
+ */
+typedef int (*rev2_blob_fn)(void *ud, const struct rev2_digest *d, int code,
+			    const char *message, const uint8_t *data, size_t len);
+int rev2_parse_batch_read(const uint8_t *msg, size_t len, rev2_blob_fn fn, void *ud);
+
+/*
+ * A ByteStream ReadResponse, without copying: *data points into msg
+ * (field 10; *dlen 0 if absent). -EINVAL if malformed.
+ */
+int rev2_parse_bs_chunk(const uint8_t *msg, size_t len, const uint8_t **data,
+			size_t *dlen);
+
 /* ---- blocking client (casfsctl) ---- */
 
 struct rev2_opts {

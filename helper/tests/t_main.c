@@ -151,6 +151,7 @@ static const struct suite suites[] = {
 	{ "netlink", netlink_tests, NULL },
 	{ "fetch_file", fetch_file_tests, NULL },
 	{ "http", http_tests, http_skip },
+	{ "grpc_backend", grpc_backend_tests, grpc_backend_skip },
 	{ "cli", cli_tests, cli_skip },
 };
 

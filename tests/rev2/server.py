@@ -367,7 +367,8 @@ class Capabilities(P.svc_grpc.CapabilitiesServicer):
         self.srv.check_instance(request.instance_name, context)
         V = P.semver.SemVer
         cc = P.svc.CacheCapabilities(
-            digest_functions=[P.svc.DigestFunction.SHA256],
+            digest_functions=([P.svc.DigestFunction.SHA1] if self.srv.args.no_sha256
+                              else [P.svc.DigestFunction.SHA256]),
             action_cache_update_capabilities=P.svc.ActionCacheUpdateCapabilities(update_enabled=True),
             max_batch_total_size_bytes=self.srv.args.max_batch,
             symlink_absolute_path_strategy=P.svc.SymlinkAbsolutePathStrategy.ALLOWED)
@@ -706,6 +707,8 @@ def main():
     ap.add_argument("--tree-pages-per-call", type=int, default=0,
                     help="GetTree ends the stream after this many pages (0: all)")
     ap.add_argument("--fault", action="append", default=[])
+    ap.add_argument("--no-sha256", action="store_true",
+                    help="advertise SHA1 only (clients must refuse this server)")
     ap.add_argument("--quiet", action="store_true")
     ARGS = ap.parse_args()
     if bool(ARGS.tls_cert) != bool(ARGS.tls_key):

@@ -1,0 +1,393 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Tests: the grpc:// backend through the fetch engine, against the
+ * reference REv2 server (tests/rev2/server.py, python3-grpcio) started
+ * per test with the fault mode under test. Each fault must end in the
+ * right bytes after a retry, or in a clean error with a log line; never
+ * in an unverified blob, a hang past the budget, or a crash.
+ */
+#include "fetch_util.h"
+#include "../common.h"
+#include "../stats.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PY "/usr/bin/python3"
+
+struct srv {
+	pid_t pid;
+	int port;
+	char root[256];
+	char log[300];
+};
+
+static const char *server_py(void)
+{
+	static char path[512];
+	const char *env = getenv("CASFS_TEST_REV2_SERVER");
+
+	if (env)
+		return env;
+	snprintf(path, sizeof(path), "%s/../tests/rev2/server.py", CASFS_TEST_SRCDIR);
+	return path;
+}
+
+const char *grpc_backend_skip(void)
+{
+	if (access(PY, X_OK) || access(server_py(), R_OK))
+		return "no /usr/bin/python3 or tests/rev2/server.py";
+	if (system(PY " -c 'import grpc, google.protobuf' 2>/dev/null"))
+		return "python3-grpcio / python3-protobuf not installed";
+	return NULL;
+}
+
+/* Start server.py --root ROOT --port 0 ARGS... (NULL-terminated). */
+static bool srv_start(struct srv *s, const char *root, const char *const *args)
+{
+	const char *argv[32];
+	int out[2], n = 0;
+	char line[256];
+	FILE *f;
+
+	memset(s, 0, sizeof(*s));
+	snprintf(s->root, sizeof(s->root), "%s", root);
+	snprintf(s->log, sizeof(s->log), "%s/server.log", root);
+	argv[n++] = PY;
+	argv[n++] = server_py();
+	argv[n++] = "--root";
+	argv[n++] = root;
+	argv[n++] = "--port";
+	argv[n++] = "0";
+	for (; *args && n < 30; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	if (pipe(out))
+		return false;
+	s->pid = fork();
+	if (s->pid == 0) {
+		int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(out[1], 1);
+		if (fd >= 0)
+			dup2(fd, 2);
+		close(out[0]);
+		execv(PY, (char **)argv);
+		_exit(127);
+	}
+	close(out[1]);
+	f = fdopen(out[0], "r");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "READY port=%d", &s->port) == 1)
+			break;
+	}
+	fclose(f);
+	return s->port > 0;
+}
+
+static void srv_stop(struct srv *s)
+{
+	if (s->pid > 0) {
+		kill(s->pid, SIGTERM);
+		waitpid(s->pid, NULL, 0);
+		s->pid = 0;
+	}
+}
+
+/* How many lines of the server's log contain needle. */
+static int srv_count(const struct srv *s, const char *needle)
+{
+	size_t len;
+	char *buf = t_read_file(s->log, &len);
+	int n = 0;
+
+	if (!buf)
+		return -1;
+	for (char *p = buf; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	free(buf);
+	return n;
+}
+
+struct env {
+	struct srv s;
+	const char *store, *cache;
+	struct cache *c;
+	struct fetch_engine *e;
+	char url[64];
+};
+
+/* A store with blobs[i] = seed i+1 of sizes[i], a server, a cache. */
+static bool env_up(struct env *v, const size_t *sizes, unsigned n, uint8_t (*d)[32],
+		   ...)
+{
+	const char *argv[16] = { NULL };
+	unsigned na = 0;
+	va_list ap;
+
+	v->store = t_tmpdir();
+	v->cache = t_tmpdir();
+	for (unsigned i = 0; i < n; i++)
+		t_make_blob(v->store, "cas", i + 1, sizes[i], d[i]);
+	va_start(ap, d);
+	for (const char *a; (a = va_arg(ap, const char *)) && na < 15;)
+		argv[na++] = a;
+	va_end(ap);
+	argv[na] = NULL;
+	if (!srv_start(&v->s, v->store, argv))
+		return false;
+	snprintf(v->url, sizeof(v->url), "grpc://127.0.0.1:%d", v->s.port);
+	return cache_open(&v->c, v->cache, 0, 0) == 0;
+}
+
+static int env_engine(struct env *v, unsigned jobs, unsigned timeout_s, const char *instance)
+{
+	struct fetch_config fc = {
+		.url = v->url, .jobs = jobs, .timeout_s = timeout_s, .instance = instance,
+	};
+
+	return fetch_engine_new(&v->e, &fc, v->c);
+}
+
+static void env_down(struct env *v)
+{
+	if (v->e)
+		fetch_engine_free(v->e);
+	v->e = NULL;
+	if (v->c)
+		cache_close(v->c);
+	v->c = NULL;
+	srv_stop(&v->s);
+}
+
+static bool blob_published(const char *cache, const uint8_t d[32])
+{
+	char path[512], hex[65];
+
+	hex_encode(d, hex);
+	snprintf(path, sizeof(path), "%s/blobs/%s", cache, hex);
+	return access(path, F_OK) == 0;
+}
+
+/* 40 small blobs at once: all right, in far fewer BatchReadBlobs calls. */
+static void t_batch(void)
+{
+	size_t sizes[40];
+	uint8_t d[40][32];
+	struct results r = { 0 };
+	struct env v = { 0 };
+	int calls;
+
+	for (int i = 0; i < 40; i++)
+		sizes[i] = 4096 + (size_t)i;
+	sizes[0] = 0;	/* the empty blob too */
+	REQUIRE(env_up(&v, sizes, 40, d, NULL));
+	REQUIRE(env_engine(&v, 4, 20, NULL) == 0);
+	for (int i = 0; i < 40; i++)
+		CHECK_INT(fetch_submit(v.e, d[i], sizes[i], t_cb, &r, (uint64_t)i), 0);
+	CHECK_INT(t_drain(v.e, 20000), 0);
+	for (int i = 0; i < 40; i++) {
+		CHECK_INT(r.called[i], 1);
+		CHECK_INT(r.status[i], 0);
+		CHECK(t_cached_ok(v.cache, d[i], sizes[i], (unsigned)i + 1));
+	}
+	env_down(&v);
+	calls = srv_count(&v.s, "BatchReadBlobs: done");
+	CHECK(calls >= 1 && calls <= 8);
+	CHECK_INT(srv_count(&v.s, " Read: done"), 0);	/* no ByteStream */
+}
+
+/* A blob over the batch size streams with ByteStream.Read. */
+static void t_stream(void)
+{
+	size_t sizes[] = { 3 * 1024 * 1024 + 17 };
+	uint8_t d[1][32];
+	struct results r = { 0 };
+	struct env v = { 0 };
+
+	REQUIRE(env_up(&v, sizes, 1, d, NULL));
+	REQUIRE(env_engine(&v, 4, 20, NULL) == 0);
+	CHECK_INT(fetch_submit(v.e, d[0], sizes[0], t_cb, &r, 0), 0);
+	CHECK_INT(t_drain(v.e, 20000), 0);
+	CHECK_INT(r.status[0], 0);
+	CHECK(t_cached_ok(v.cache, d[0], sizes[0], 1));
+	env_down(&v);
+	CHECK(srv_count(&v.s, " Read: done") >= 1);
+	CHECK_INT(srv_count(&v.s, "BatchReadBlobs: done"), 0);
+}
+
+/*
+ * One small blob (BatchReadBlobs) and one large (ByteStream.Read) under a
+ * fault: each must end with want[i], published exactly when want[i] is 0.
+ */
+static void fault_case2(const char *fault, unsigned timeout_s, const int want[2],
+			const char *log_needle)
+{
+	size_t sizes[] = { 10000, 2 * 1024 * 1024 + 5 };
+	uint8_t d[2][32];
+	struct results r = { 0 };
+	struct env v = { 0 };
+	uint64_t t0;
+
+	REQUIRE(env_up(&v, sizes, 2, d, "--fault", fault, NULL));
+	REQUIRE(env_engine(&v, 4, timeout_s, NULL) == 0);
+	t0 = mono_ms();
+	for (int i = 0; i < 2; i++)
+		CHECK_INT(fetch_submit(v.e, d[i], sizes[i], t_cb, &r, (uint64_t)i), 0);
+	CHECK_INT(t_drain(v.e, timeout_s * 1000 + 10000), 0);
+	/* never past the budget (plus one call's grace) */
+	CHECK(mono_ms() - t0 < (uint64_t)timeout_s * 1000 + 5000);
+	for (int i = 0; i < 2; i++) {
+		CHECK_INT(r.called[i], 1);
+		CHECK_INT(r.status[i], want[i]);
+		CHECK_INT(blob_published(v.cache, d[i]), want[i] == 0);
+		if (want[i] == 0)
+			CHECK(t_cached_ok(v.cache, d[i], sizes[i], (unsigned)i + 1));
+	}
+	if (log_needle)
+		CHECK(t_log_contains(log_needle));
+	env_down(&v);
+}
+
+static void fault_case(const char *fault, unsigned timeout_s, int want,
+		       const char *log_needle)
+{
+	const int w[2] = { want, want };
+
+	fault_case2(fault, timeout_s, w, log_needle);
+}
+
+static void t_corrupt(void)
+{
+	fault_case("corrupt", 5, -EIO, "sha256 mismatch");
+}
+
+static void t_truncate_resumes(void)
+{
+	fault_case("truncate:once", 10, 0, "resuming at offset");
+}
+
+static void t_truncate_always(void)
+{
+	/* every Read ends short: resumes run out, then retries, then an
+	 * error; the small blob (BatchReadBlobs) is not affected */
+	const int want[2] = { 0, -ETIMEDOUT };
+
+	fault_case2("truncate@Read", 3, want, "giving up");
+}
+
+static void t_rst_resumes(void)
+{
+	fault_case("rst:once", 10, 0, "resuming at offset");
+}
+
+static void t_goaway(void)
+{
+	fault_case("goaway:100:2", 15, 0, NULL);
+}
+
+static void t_slow_past_deadline(void)
+{
+	fault_case("slow:8000", 2, -ETIMEDOUT, "DEADLINE_EXCEEDED");
+}
+
+static void t_unavailable_retry_after(void)
+{
+	uint64_t t0 = mono_ms();
+
+	fault_case("unavailable:700:2", 15, 0, "UNAVAILABLE");
+	CHECK(mono_ms() - t0 >= 700);	/* RetryInfo was honoured */
+}
+
+static void t_exhausted(void)
+{
+	fault_case("exhausted:100:once", 15, 0, "RESOURCE_EXHAUSTED");
+}
+
+static void t_notfound(void)
+{
+	fault_case("notfound", 5, -ENOENT, "NOT_FOUND");
+}
+
+static void t_wrong_instance(void)
+{
+	size_t sizes[] = { 100 };
+	uint8_t d[1][32];
+	struct results r = { 0 };
+	struct env v = { 0 };
+
+	REQUIRE(env_up(&v, sizes, 1, d, "--instance", "main", NULL));
+	REQUIRE(env_engine(&v, 2, 5, "other") == 0);
+	CHECK_INT(fetch_submit(v.e, d[0], sizes[0], t_cb, &r, 0), 0);
+	CHECK_INT(t_drain(v.e, 10000), 0);
+	CHECK_INT(r.status[0], -EINVAL);
+	env_down(&v);
+
+	REQUIRE(env_up(&v, sizes, 1, d, "--instance", "main", NULL));
+	REQUIRE(env_engine(&v, 2, 5, "main") == 0);
+	CHECK_INT(fetch_submit(v.e, d[0], sizes[0], t_cb, &r, 0), 0);
+	CHECK_INT(t_drain(v.e, 10000), 0);
+	CHECK_INT(r.status[0], 0);
+	env_down(&v);
+}
+
+static void t_no_sha256_refused(void)
+{
+	size_t sizes[] = { 100 };
+	uint8_t d[1][32];
+	struct env v = { 0 };
+
+	REQUIRE(env_up(&v, sizes, 1, d, "--no-sha256", NULL));
+	CHECK_INT(env_engine(&v, 2, 5, NULL), -EPROTONOSUPPORT);
+	CHECK(t_log_contains("does not offer SHA256"));
+	env_down(&v);
+}
+
+/* No server yet: start-up goes on; fetches fail cleanly within budget. */
+static void t_server_down(void)
+{
+	size_t sizes[] = { 100 };
+	uint8_t d[1][32];
+	struct results r = { 0 };
+	struct env v = { 0 };
+	uint64_t t0;
+
+	REQUIRE(env_up(&v, sizes, 1, d, NULL));
+	srv_stop(&v.s);
+	REQUIRE(env_engine(&v, 2, 2, NULL) == 0);
+	t0 = mono_ms();
+	CHECK_INT(fetch_submit(v.e, d[0], sizes[0], t_cb, &r, 0), 0);
+	CHECK_INT(t_drain(v.e, 10000), 0);
+	CHECK_INT(r.status[0], -ETIMEDOUT);
+	CHECK(mono_ms() - t0 < 6000);
+	CHECK(t_log_contains("giving up"));
+	env_down(&v);
+}
+
+const struct test grpc_backend_tests[] = {
+	{ "batch", t_batch },
+	{ "stream", t_stream },
+	{ "corrupt_eio", t_corrupt },
+	{ "truncate_resumes", t_truncate_resumes },
+	{ "truncate_always_fails", t_truncate_always },
+	{ "rst_resumes", t_rst_resumes },
+	{ "goaway", t_goaway },
+	{ "slow_past_deadline", t_slow_past_deadline },
+	{ "unavailable_retry_after", t_unavailable_retry_after },
+	{ "exhausted", t_exhausted },
+	{ "notfound_enoent", t_notfound },
+	{ "instance", t_wrong_instance },
+	{ "no_sha256_refused", t_no_sha256_refused },
+	{ "server_down", t_server_down },
+	{ NULL, NULL },
+};
