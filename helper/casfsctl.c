@@ -3,13 +3,23 @@
  * casfsctl: the command line for casfs.
  *
  *   casfsctl stage DIR [MANIFEST|-]   create CAS-backed files (CASFS_IOC_STAGE)
+ *   casfsctl stage DIR --action DIGEST | --action-result FILE [REV2 OPTIONS]
+ *                                     stage an ActionResult's outputs
+ *   casfsctl materialize [--tree] [REV2 OPTIONS] DIGEST PATH
+ *                                     a REv2 Directory graph as a lazy subtree
+ *   casfsctl check [REV2 OPTIONS] PATH...
+ *                                     CAS-backed files whose blob the CAS lost
  *   casfsctl digest PATH...           print "<sha256 hex> <size>  PATH"
  *   casfsctl prefetch [--regex RE] [--jobs N] PATH...
  *                                     fetch every CAS-backed file not yet present
  *   casfsctl stats [--stats-file F]   kernel and helper statistics
  */
 #include "common.h"
+#include "config.h"
 #include "manifest.h"
+#include "rev2.h"
+#include "stage.h"
+#include "tree.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,21 +42,35 @@
 #include <netlink/genl/genl.h>
 #include <netlink/genl/ctrl.h>
 
-#define DEFAULT_STATS_FILE "/run/casfs-helper.stats"
-
 static const char usage[] =
 	"usage: casfsctl stage DIR [MANIFEST|-]\n"
+	"       casfsctl stage DIR (--action DIGEST | --action-result FILE) [SYMLINK POLICY] [REV2]\n"
+	"       casfsctl materialize [--tree] [SYMLINK POLICY] [REV2] DIGEST PATH\n"
+	"       casfsctl check [REV2] PATH...\n"
 	"       casfsctl digest PATH...\n"
 	"       casfsctl prefetch [--regex ERE] [--jobs N] PATH...\n"
 	"       casfsctl stats [--stats-file FILE]\n"
 	"\n"
 	"stage     create CAS-backed files under DIR (on casfs) from manifest lines\n"
 	"          '<sha256 hex> <size> <octal mode> <relative path>' (stdin if no\n"
-	"          MANIFEST); missing directories are created (0755)\n"
+	"          MANIFEST); missing directories are created (0755). With --action\n"
+	"          (GetActionResult) or --action-result (a binary ActionResult file):\n"
+	"          its output files, directories (Trees) and symlinks\n"
+	"materialize  a REv2 root Directory DIGEST (GetTree), or with --tree a Tree\n"
+	"          blob, as CAS-backed files (0555 if executable, else 0444),\n"
+	"          directories (0755) and symlinks under PATH; fetches no file bytes\n"
+	"check     list CAS-backed files under PATH... whose blob the CAS no longer\n"
+	"          has (FindMissingBlobs); exit 1 if any\n"
 	"digest    print '<sha256 hex> <size>  PATH' from the file's digest xattr\n"
 	"prefetch  fetch now, N at a time (default 8), every CAS-backed file under\n"
 	"          PATH... not yet in the cache (whose path matches ERE, if given)\n"
-	"stats     show casfs.ko's counters and casfs-helper's statistics\n";
+	"stats     show casfs.ko's counters and casfs-helper's statistics\n"
+	"\n"
+	"DIGEST is HEX/SIZE. SYMLINK POLICY: --allow-absolute-symlinks,\n"
+	"--allow-escaping-symlinks (by default targets must stay inside the root).\n"
+	"REV2: --cas grpc[s]://HOST:PORT --instance NAME --ca-file F --client-cert F\n"
+	"--client-key F --auth-header-file F --timeout SECS --config FILE (default\n"
+	"/etc/casfs/helper.conf if it exists; the command line wins)\n";
 
 static double now_s(void)
 {
@@ -103,207 +127,666 @@ static int read_line(FILE *f, char *buf, size_t cap, size_t *len)
 	return n ? 1 : 0;
 }
 
-/* mkdir -p rel under root (no symlinks followed); returns an fd or -errno. */
-static int open_dir_p(int root, const char *rel, size_t len, size_t *created)
-{
-	char comp[MANIFEST_MAX_NAME + 1];
-	int fd = dup(root), nfd;
-	size_t i = 0;
-
-	if (fd < 0)
-		return -errno;
-	while (i < len) {
-		size_t j = i;
-
-		while (j < len && rel[j] != '/')
-			j++;
-		if (j == i || j - i > MANIFEST_MAX_NAME) {	/* "//", or too long */
-			if (j == i) {
-				i++;
-				continue;
-			}
-			errno = ENAMETOOLONG;
-			goto fail;
-		}
-		memcpy(comp, rel + i, j - i);
-		comp[j - i] = 0;
-		if (mkdirat(fd, comp, 0755) == 0)
-			(*created)++;
-		else if (errno != EEXIST)
-			goto fail;
-		nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (nfd < 0)
-			goto fail;
-		close(fd);
-		fd = nfd;
-		i = j + 1;
-	}
-	return fd;
-fail:
-	nfd = -errno;
-	close(fd);
-	return nfd;
-}
-
 static int stage_group(int root, struct sent *v, size_t n, size_t *created,
 		       size_t *staged)
 {
 	const char *dir = v[0].m.path;
-	size_t dirlen = v[0].dirlen, i = 0, names_cap = 0;
-	struct casfs_stage_entry *ents;
-	char *names;
-	int dfd, ret = 0;
+	size_t dirlen = v[0].dirlen, bad;
+	struct stage_file *sf;
+	int dfd, e;
 
-	dfd = dirlen ? open_dir_p(root, dir, dirlen, created) : dup(root);
+	dfd = dirlen ? stage_open_dir_p(root, dir, dirlen, created) : dup(root);
 	if (dfd < 0) {
-		int e = dirlen ? -dfd : errno;
-
+		e = dirlen ? -dfd : errno;
 		fprintf(stderr, "casfsctl: line %lu: %.*s: cannot create directory: %s\n",
 			v[0].m.line, (int)dirlen, dir, strerror(e));
 		return -1;
 	}
-	for (size_t k = 0; k < n && names_cap < CASFS_STAGE_MAX_NAMES; k++)
-		names_cap += strlen(v[k].name);
-	if (names_cap > CASFS_STAGE_MAX_NAMES)
-		names_cap = CASFS_STAGE_MAX_NAMES;
-	ents = calloc(n < CASFS_STAGE_MAX_ENTRIES ? n : CASFS_STAGE_MAX_ENTRIES,
-		      sizeof(*ents));
-	names = malloc(names_cap ? names_cap : 1);
-	if (!ents || !names) {
+	sf = calloc(n, sizeof(*sf));
+	if (!sf) {
 		fprintf(stderr, "casfsctl: out of memory\n");
-		ret = -1;
-		goto out;
+		close(dfd);
+		return -1;
 	}
-	while (i < n) {
-		struct casfs_stage st = { 0 };
-		uint32_t count = 0, nlen = 0;
-		size_t first = i;
-
-		while (i < n && count < CASFS_STAGE_MAX_ENTRIES) {
-			size_t l = strlen(v[i].name);
-
-			if (nlen + l > names_cap)
-				break;
-			memset(&ents[count], 0, sizeof(ents[count]));
-			memcpy(ents[count].sha256, v[i].m.sha256, CASFS_SHA256_LEN);
-			ents[count].size = v[i].m.size;
-			ents[count].mode = v[i].m.mode;
-			ents[count].name_off = nlen;
-			ents[count].name_len = (uint32_t)l;
-			memcpy(names + nlen, v[i].name, l);
-			nlen += (uint32_t)l;
-			count++;
-			i++;
-		}
-		st.entries = (uint64_t)(uintptr_t)ents;
-		st.names = (uint64_t)(uintptr_t)names;
-		st.count = count;
-		st.names_len = nlen;
-		st.bad_index = ~0u;
-		if (ioctl(dfd, CASFS_IOC_STAGE, &st) < 0) {
-			int e = errno;
-
-			if (st.bad_index < count) {
-				struct sent *b = &v[first + st.bad_index];
-
-				fprintf(stderr, "casfsctl: line %lu: %s: %s\n", b->m.line,
-					b->m.path, e == EEXIST ? "already exists" : strerror(e));
-			} else {
-				fprintf(stderr, "casfsctl: %.*s%s: CASFS_IOC_STAGE: %s%s\n",
-					(int)dirlen, dirlen ? dir : ".", "", strerror(e),
-					e == ENOTTY ? " (not a casfs directory?)" : "");
-			}
-			ret = -1;
-			goto out;
-		}
-		*staged += count;
+	for (size_t i = 0; i < n; i++) {
+		sf[i].sha256 = v[i].m.sha256;
+		sf[i].size = v[i].m.size;
+		sf[i].mode = v[i].m.mode;
+		sf[i].name = v[i].name;
+		sf[i].name_len = strlen(v[i].name);
 	}
-out:
-	free(ents);
-	free(names);
+	e = stage_files(dfd, sf, n, staged, &bad);
+	if (e == -ENOMEM) {
+		fprintf(stderr, "casfsctl: out of memory\n");
+	} else if (e && bad < n) {
+		struct sent *b = &v[bad];
+
+		fprintf(stderr, "casfsctl: line %lu: %s: %s\n", b->m.line,
+			b->m.path, e == -EEXIST ? "already exists" : strerror(-e));
+	} else if (e) {
+		fprintf(stderr, "casfsctl: %.*s%s: CASFS_IOC_STAGE: %s%s\n",
+			(int)dirlen, dirlen ? dir : ".", "", strerror(-e),
+			e == -ENOTTY ? " (not a casfs directory?)" : "");
+	}
+	free(sf);
 	close(dfd);
-	return ret;
+	return e ? -1 : 0;
 }
 
-/* An empty STAGE on a directory: 0 if it is on casfs and writable. */
-static int probe_casfs(int fd)
-{
-	struct casfs_stage probe = { .bad_index = ~0u };
+/* ------------------------------------------------- REv2 (materialize etc.) */
 
-	if (ioctl(fd, CASFS_IOC_STAGE, &probe) < 0 &&
-	    (errno == ENOTTY || errno == EACCES || errno == EROFS || errno == EPERM))
-		return -errno;
+/*
+ * The connection options every REv2 command takes. They are collected
+ * first and applied over the config file afterwards, so that the
+ * command line wins whatever the order, as in casfs-helper.
+ */
+#define DEFAULT_CONFIG "/etc/casfs/helper.conf"
+enum {
+	OPT_CAS = 0x100, OPT_INSTANCE, OPT_CA_FILE, OPT_CLIENT_CERT, OPT_CLIENT_KEY,
+	OPT_AUTH_HEADER_FILE, OPT_TIMEOUT, OPT_CONFIG, OPT_TREE, OPT_ALLOW_ABS,
+	OPT_ALLOW_ESC, OPT_ACTION, OPT_ACTION_RESULT,
+};
+#define CONN_OPTIONS \
+	{ "cas", required_argument, NULL, OPT_CAS }, \
+	{ "instance", required_argument, NULL, OPT_INSTANCE }, \
+	{ "ca-file", required_argument, NULL, OPT_CA_FILE }, \
+	{ "client-cert", required_argument, NULL, OPT_CLIENT_CERT }, \
+	{ "client-key", required_argument, NULL, OPT_CLIENT_KEY }, \
+	{ "auth-header-file", required_argument, NULL, OPT_AUTH_HEADER_FILE }, \
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT }, \
+	{ "config", required_argument, NULL, OPT_CONFIG }
+#define POLICY_OPTIONS \
+	{ "allow-absolute-symlinks", no_argument, NULL, OPT_ALLOW_ABS }, \
+	{ "allow-escaping-symlinks", no_argument, NULL, OPT_ALLOW_ESC }
+
+struct conn {
+	const char *config;
+	struct { const char *key, *val; } set[16];
+	int nset;
+	struct options o;
+	struct rev2 *c;
+};
+
+/* 1: taken; 0: not a connection or policy option. */
+static int conn_opt(struct conn *k, struct tree_policy *pol, int c, const char *arg)
+{
+	static const char *const keys[] = {
+		[OPT_CAS - OPT_CAS] = "cas", [OPT_INSTANCE - OPT_CAS] = "instance",
+		[OPT_CA_FILE - OPT_CAS] = "ca-file", [OPT_CLIENT_CERT - OPT_CAS] = "client-cert",
+		[OPT_CLIENT_KEY - OPT_CAS] = "client-key",
+		[OPT_AUTH_HEADER_FILE - OPT_CAS] = "auth-header-file",
+		[OPT_TIMEOUT - OPT_CAS] = "timeout",
+	};
+
+	if (c == OPT_CONFIG) {
+		k->config = arg;
+		return 1;
+	}
+	if (c == OPT_ALLOW_ABS || c == OPT_ALLOW_ESC) {
+		if (c == OPT_ALLOW_ABS)
+			pol->allow_absolute = true;
+		else
+			pol->allow_escaping = true;
+		return 1;
+	}
+	if (c < OPT_CAS || c > OPT_TIMEOUT || k->nset == (int)(sizeof(k->set) / sizeof(k->set[0])))
+		return 0;
+	k->set[k->nset].key = keys[c - OPT_CAS];
+	k->set[k->nset++].val = arg;
+	return 1;
+}
+
+/* Config file, then the command line; connects (lazily). 0 or -1 (printed). */
+static int conn_open(struct conn *k)
+{
+	struct rev2_opts ro = { 0 };
+	const char *cfg = k->config;
+	char err[512];
+	int r;
+
+	options_init(&k->o);
+	if (!cfg && access(DEFAULT_CONFIG, F_OK) == 0)
+		cfg = DEFAULT_CONFIG;
+	if (cfg && *cfg && config_load(&k->o, cfg, err, sizeof(err))) {
+		fprintf(stderr, "casfsctl: %s\n", err);
+		return -1;
+	}
+	for (int i = 0; i < k->nset; i++) {
+		if (options_set(&k->o, k->set[i].key, k->set[i].val, err, sizeof(err))) {
+			fprintf(stderr, "casfsctl: --%s\n", err);
+			return -1;
+		}
+	}
+	if (!k->o.cas) {
+		fprintf(stderr, "casfsctl: no CAS: give --cas grpc://HOST:PORT (or a config file "
+			"with 'cas = ...', default %s)\n", DEFAULT_CONFIG);
+		return -1;
+	}
+	if (strncmp(k->o.cas, "grpc://", 7) && strncmp(k->o.cas, "grpcs://", 8)) {
+		url_redact(k->o.cas, err, sizeof(err));
+		fprintf(stderr, "casfsctl: %s: the REv2 commands need a grpc:// or grpcs:// CAS\n",
+			err);
+		return -1;
+	}
+	ro.url = k->o.cas;
+	ro.instance = k->o.instance;
+	ro.ca_file = k->o.ca_file;
+	ro.cert_file = k->o.client_cert;
+	ro.key_file = k->o.client_key;
+	ro.header_file = k->o.auth_header_file;
+	ro.timeout_ms = (int64_t)k->o.timeout_s * 1000;
+	r = rev2_open(&k->c, &ro, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "casfsctl: %s\n", err);
+		return -1;
+	}
 	return 0;
 }
 
-/*
- * Open DIR, creating it and missing parents (0755) -- but only after its
- * deepest existing ancestor proved to be on casfs, so that nothing is
- * created anywhere else. Returns an fd or -1 (message printed).
- */
-static int open_stage_root(const char *dir, size_t *created)
+static void conn_close(struct conn *k)
 {
-	char *path = strdup(dir), *cut = NULL;
-	size_t len;
-	int fd = -1, e;
+	if (k->c)
+		rev2_close(k->c);
+	k->c = NULL;
+	options_free(&k->o);
+}
 
-	if (!path || !*path) {
-		fprintf(stderr, "casfsctl: bad directory '%s'\n", dir);
-		free(path);
+static void digest_str(const struct rev2_digest *d, char *buf, size_t len)
+{
+	char hex[HEX_LEN + 1];
+
+	hex_encode(d->sha256, hex);
+	snprintf(buf, len, "%s/%llu", hex, (unsigned long long)d->size);
+}
+
+/* Fetch a Tree blob (verified against its digest) into t; *root its root. */
+static int load_tree_blob(struct conn *k, struct tree *t, const struct rev2_digest *d,
+			  struct rev2_digest *root, const char *what)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char err[512], ds[HEX_LEN + 32];
+	int r;
+
+	digest_str(d, ds, sizeof(ds));
+	r = rev2_read_blob(k->c, d, TREE_MAX_BYTES, &buf, &len, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "casfsctl: %s: Tree %s: %s\n", what, ds, err);
 		return -1;
 	}
-	len = strlen(path);
-	while (len > 1 && path[len - 1] == '/')
-		path[--len] = 0;
-	/* the deepest existing ancestor */
-	for (;;) {
-		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd >= 0 || errno != ENOENT)
-			break;
-		cut = strrchr(path, '/');
-		if (!cut) {	/* relative: the current directory */
-			fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			cut = path - 1;
-			break;
-		}
-		if (cut == path) {	/* "/x": the root */
-			fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			break;
-		}
-		*cut = 0;
+	r = tree_add_tree(t, buf, len, root, err, sizeof(err));
+	free(buf);
+	if (r) {
+		fprintf(stderr, "casfsctl: %s: Tree %s: %s\n", what, ds, err);
+		return -1;
 	}
+	return 0;
+}
+
+struct page_ctx {
+	struct tree *t;
+	size_t pages;
+	char err[512];
+};
+
+static int on_page(void *ud, const uint8_t *msg, size_t len)
+{
+	struct page_ctx *p = ud;
+
+	p->pages++;
+	return tree_add_page(p->t, msg, len, p->err, sizeof(p->err)) ? -EBADMSG : 0;
+}
+
+/* Bazel's output permissions: r-x or r-- for everyone, never writable. */
+#define MODE_EXEC 0555
+#define MODE_PLAIN 0444
+
+static int v_dir(void *ud, const char *path)
+{
+	return stager_dir(ud, path) ? -ECANCELED : 0;
+}
+
+static int v_file(void *ud, const char *path, const char *name,
+		  const struct rev2_digest *d, bool exec)
+{
+	return stager_file(ud, name, d->sha256, d->size, exec ? MODE_EXEC : MODE_PLAIN) ?
+		-ECANCELED : 0;
+}
+
+static int v_symlink(void *ud, const char *path, const char *name, const char *target)
+{
+	return stager_symlink(ud, name, target) ? -ECANCELED : 0;
+}
+
+static const struct tree_visitor stage_visitor = { v_dir, v_file, v_symlink };
+
+static int cmd_materialize(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		CONN_OPTIONS, POLICY_OPTIONS,
+		{ "tree", no_argument, NULL, OPT_TREE },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct tree_policy pol = { 0 };
+	struct conn k = { 0 };
+	struct tree *t = NULL;
+	struct rev2_digest d, root;
+	struct tree_stats st;
+	struct stager sg;
+	bool as_tree = false;
+	char err[TREE_MAX_PATH + 600], ds[HEX_LEN + 32];
+	size_t created = 0;
+	double t0 = now_s(), t_fetch;
+	int c, r, fd = -1, ret = 1;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == OPT_TREE)
+			as_tree = true;
+		else if (!conn_opt(&k, &pol, c, optarg)) {
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != 2) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (rev2_parse_digest(argv[optind], &d)) {
+		fprintf(stderr, "casfsctl: bad digest '%s' (want HEX/SIZE)\n", argv[optind]);
+		return 2;
+	}
+	if (conn_open(&k))
+		goto out;
+	if (tree_new(&t)) {
+		fprintf(stderr, "casfsctl: out of memory\n");
+		goto out;
+	}
+	digest_str(&d, ds, sizeof(ds));
+	if (as_tree) {
+		if (load_tree_blob(&k, t, &d, &root, argv[optind + 1]))
+			goto out;
+	} else {
+		struct page_ctx p = { .t = t };
+
+		root = d;
+		r = rev2_get_tree(k.c, &d, on_page, &p, err, sizeof(err));
+		if (r) {
+			fprintf(stderr, "casfsctl: GetTree %s: %s\n", ds,
+				r == -EBADMSG && p.err[0] ? p.err : err);
+			goto out;
+		}
+	}
+	t_fetch = now_s() - t0;
+	/* everything is checked before anything is created */
+	r = tree_walk(t, &root, NULL, 0, &pol, NULL, NULL, &st, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "casfsctl: %s: refused: %s\n", argv[optind + 1], err);
+		goto out;
+	}
+	fd = stage_open_root(argv[optind + 1], &created);
+	if (fd < 0)
+		goto out;
+	stager_init(&sg, fd);
+	r = tree_walk(t, &root, NULL, 0, &pol, &stage_visitor, &sg, &st, err, sizeof(err));
+	if (r && r != -ECANCELED)
+		fprintf(stderr, "casfsctl: %s: %s\n", argv[optind + 1], err);
+	if (stager_finish(&sg) || r) {
+		fprintf(stderr, "casfsctl: stopped after staging %zu files\n", sg.files);
+		goto out;
+	}
+	printf("materialized %llu files, %llu directories, %llu symlinks "
+	       "(%zu distinct directories fetched in %.3f s) in %.3f s\n",
+	       (unsigned long long)st.files, (unsigned long long)st.dirs,
+	       (unsigned long long)st.symlinks, tree_count(t), t_fetch, now_s() - t0);
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	tree_free(t);
+	conn_close(&k);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ check */
+
+struct ck_item {
+	char *path;
+	struct rev2_digest d;
+};
+
+static struct ck {
+	struct ck_item *v;
+	size_t n, cap;
+	size_t walk_errors, other;
+	bool oom;
+} ck;
+
+static int ck_visit(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	struct casfs_state st;
+	int fd;
+
+	(void)ftw;
+	if (type == FTW_DNR || type == FTW_NS) {
+		fprintf(stderr, "casfsctl: %s: cannot read\n", path);
+		ck.walk_errors++;
+		return 0;
+	}
+	if (type != FTW_F || !S_ISREG(sb->st_mode))
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
-		fprintf(stderr, "casfsctl: %s: %s\n", dir, strerror(errno));
-		free(path);
-		return -1;
+		fprintf(stderr, "casfsctl: %s: %s\n", path, strerror(errno));
+		ck.walk_errors++;
+		return 0;
 	}
-	e = probe_casfs(fd);
-	if (e) {
-		fprintf(stderr, "casfsctl: %s: %s\n", dir,
-			e == -ENOTTY ? "not a directory on casfs" : strerror(-e));
+	memset(&st, 0, sizeof(st));
+	if (ioctl(fd, CASFS_IOC_STATE, &st) < 0 || !(st.flags & CASFS_STATE_CAS) ||
+	    (st.flags & CASFS_STATE_LOCAL)) {
 		close(fd);
-		free(path);
-		return -1;
+		ck.other++;	/* local, or not on casfs: nothing to ask */
+		return 0;
 	}
-	if (cut) {	/* create the rest, as in the manifest */
-		const char *rest = dir + (cut - path) + 1;
-		size_t rlen = strlen(rest);
-		int nfd;
+	close(fd);
+	if (ck.n == ck.cap) {
+		size_t ncap = ck.cap ? ck.cap * 2 : 1024;
+		struct ck_item *nv = realloc(ck.v, ncap * sizeof(*nv));
 
-		while (rlen && rest[rlen - 1] == '/')
-			rlen--;
-		nfd = open_dir_p(fd, rest, rlen, created);
-		close(fd);
-		if (nfd < 0) {
-			fprintf(stderr, "casfsctl: %s: cannot create: %s\n", dir,
-				strerror(-nfd));
-			free(path);
+		if (!nv) {
+			ck.oom = true;
 			return -1;
 		}
-		fd = nfd;
+		ck.v = nv;
+		ck.cap = ncap;
 	}
-	free(path);
-	return fd;
+	ck.v[ck.n].path = strdup(path);
+	if (!ck.v[ck.n].path) {
+		ck.oom = true;
+		return -1;
+	}
+	memcpy(ck.v[ck.n].d.sha256, st.sha256, CASFS_SHA256_LEN);
+	ck.v[ck.n++].d.size = st.size;
+	return 0;
+}
+
+static int cmp_digest(const void *a, const void *b)
+{
+	const struct rev2_digest *x = a, *y = b;
+	int c = memcmp(x->sha256, y->sha256, CASFS_SHA256_LEN);
+
+	return c ? c : x->size < y->size ? -1 : x->size > y->size;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		CONN_OPTIONS,
+		{ NULL, 0, NULL, 0 },
+	};
+	struct tree_policy unused = { 0 };
+	struct conn k = { 0 };
+	struct rev2_digest *u = NULL;
+	bool *missing = NULL;
+	size_t nu = 0, nmissing = 0;
+	char err[512];
+	double t0 = now_s();
+	int c, r, ret = 3;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (!conn_opt(&k, &unused, c, optarg)) {
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (conn_open(&k))
+		goto out;
+	for (int i = optind; i < argc; i++) {
+		if (nftw(argv[i], ck_visit, 32, FTW_PHYS) != 0) {
+			fprintf(stderr, "casfsctl: %s: %s\n", argv[i],
+				ck.oom ? "out of memory" : errno ? strerror(errno) : "walk failed");
+			ck.walk_errors++;
+		}
+	}
+	if (ck.oom)
+		goto out;
+	/* one question per distinct blob, however many files share it */
+	u = malloc((ck.n ? ck.n : 1) * sizeof(*u));
+	missing = calloc(ck.n ? ck.n : 1, sizeof(*missing));
+	if (!u || !missing) {
+		fprintf(stderr, "casfsctl: out of memory\n");
+		goto out;
+	}
+	for (size_t i = 0; i < ck.n; i++)
+		u[i] = ck.v[i].d;
+	qsort(u, ck.n, sizeof(*u), cmp_digest);
+	for (size_t i = 0; i < ck.n; i++)
+		if (!nu || cmp_digest(&u[nu - 1], &u[i]))
+			u[nu++] = u[i];
+	if (nu) {
+		r = rev2_find_missing(k.c, u, nu, missing, err, sizeof(err));
+		if (r) {
+			fprintf(stderr, "casfsctl: FindMissingBlobs: %s\n", err);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < ck.n; i++) {
+		struct rev2_digest *f = bsearch(&ck.v[i].d, u, nu, sizeof(*u), cmp_digest);
+		char ds[HEX_LEN + 32];
+
+		if (f && missing[f - u]) {
+			digest_str(&ck.v[i].d, ds, sizeof(ds));
+			printf("missing %s %s\n", ds, ck.v[i].path);
+			nmissing++;
+		}
+	}
+	printf("checked %zu CAS-backed files (%zu distinct blobs): %zu missing, "
+	       "%zu other files, %zu errors, in %.3f s\n", ck.n, nu, nmissing, ck.other,
+	       ck.walk_errors, now_s() - t0);
+	ret = nmissing ? 1 : ck.walk_errors ? 3 : 0;
+out:
+	for (size_t i = 0; i < ck.n; i++)
+		free(ck.v[i].path);
+	free(ck.v);
+	free(u);
+	free(missing);
+	conn_close(&k);
+	return ret;
+}
+
+/* --------------------------------------------------- stage an ActionResult */
+
+static unsigned slashes_in(const char *p)
+{
+	unsigned n = 0;
+
+	for (; *p; p++)
+		n += *p == '/';
+	return n;
+}
+
+struct leaf {
+	const char *path;
+	size_t dirlen;		/* bytes before the last '/' (0: top) */
+	const struct ar_file *f;	/* or */
+	const struct ar_symlink *l;
+};
+
+static int cmp_leaf(const void *a, const void *b)
+{
+	const struct leaf *x = a, *y = b;
+	size_t n = x->dirlen < y->dirlen ? x->dirlen : y->dirlen;
+	int c = memcmp(x->path, y->path, n);
+
+	if (c)
+		return c;
+	if (x->dirlen != y->dirlen)
+		return x->dirlen < y->dirlen ? -1 : 1;
+	return strcmp(x->path, y->path);
+}
+
+static int cmd_stage_action(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		CONN_OPTIONS, POLICY_OPTIONS,
+		{ "action", required_argument, NULL, OPT_ACTION },
+		{ "action-result", required_argument, NULL, OPT_ACTION_RESULT },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct tree_policy pol = { 0 };
+	struct conn k = { 0 };
+	struct action_result ar = { 0 };
+	struct rev2_digest *roots = NULL;
+	struct tree *t = NULL;
+	struct leaf *lv = NULL;
+	struct stager sg;
+	const char *action = NULL, *arfile = NULL, *dir;
+	uint8_t *buf = NULL;
+	size_t len = 0, created = 0, nl = 0;
+	char err[TREE_MAX_PATH + 600];
+	double t0 = now_s();
+	int c, r, fd = -1, ret = 1;
+	bool staging = false;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == OPT_ACTION)
+			action = optarg;
+		else if (c == OPT_ACTION_RESULT)
+			arfile = optarg;
+		else if (!conn_opt(&k, &pol, c, optarg)) {
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != 1 || !action == !arfile) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	dir = argv[optind];
+	if (action) {
+		struct rev2_digest ad;
+
+		if (rev2_parse_digest(action, &ad)) {
+			fprintf(stderr, "casfsctl: bad action digest '%s' (want HEX/SIZE)\n", action);
+			return 2;
+		}
+		if (conn_open(&k))
+			goto out;
+		r = rev2_get_action_result(k.c, &ad, &buf, &len, err, sizeof(err));
+		if (r) {
+			fprintf(stderr, "casfsctl: GetActionResult %s: %s\n", action,
+				r == -ENOENT ? "not in the action cache" : err);
+			goto out;
+		}
+	} else {
+		r = read_small_file(arfile, 64 << 20, (char **)&buf, &len);
+		if (r) {
+			fprintf(stderr, "casfsctl: %s: %s\n", arfile, strerror(-r));
+			goto out;
+		}
+	}
+	if (tree_parse_action_result(buf, len, &pol, &ar, err, sizeof(err))) {
+		fprintf(stderr, "casfsctl: ActionResult: %s\n", err);
+		goto out;
+	}
+	/* the output directories' Trees: all fetched and checked first */
+	if (ar.ndirs) {
+		if (!k.c && conn_open(&k))
+			goto out;
+		roots = calloc(ar.ndirs, sizeof(*roots));
+		if (!roots || tree_new(&t)) {
+			fprintf(stderr, "casfsctl: out of memory\n");
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < ar.ndirs; i++) {
+		struct tree_stats st;
+
+		if (load_tree_blob(&k, t, &ar.dirs[i].tree, &roots[i], ar.dirs[i].path))
+			goto out;
+		r = tree_walk(t, &roots[i], ar.dirs[i].path, slashes_in(ar.dirs[i].path) + 1,
+			      &pol, NULL, NULL, &st, err, sizeof(err));
+		if (r) {
+			fprintf(stderr, "casfsctl: refused: %s\n", err);
+			goto out;
+		}
+	}
+	/* files and symlinks, grouped by directory */
+	lv = calloc(ar.nfiles + ar.nsymlinks + 1, sizeof(*lv));
+	if (!lv) {
+		fprintf(stderr, "casfsctl: out of memory\n");
+		goto out;
+	}
+	for (size_t i = 0; i < ar.nfiles; i++)
+		lv[nl++] = (struct leaf){ .path = ar.files[i].path, .f = &ar.files[i] };
+	for (size_t i = 0; i < ar.nsymlinks; i++)
+		lv[nl++] = (struct leaf){ .path = ar.symlinks[i].path, .l = &ar.symlinks[i] };
+	for (size_t i = 0; i < nl; i++) {
+		const char *s = strrchr(lv[i].path, '/');
+
+		lv[i].dirlen = s ? (size_t)(s - lv[i].path) : 0;
+	}
+	qsort(lv, nl, sizeof(*lv), cmp_leaf);
+
+	fd = stage_open_root(dir, &created);
+	if (fd < 0)
+		goto out;
+	stager_init(&sg, fd);
+	staging = true;
+	for (size_t i = 0; i < nl; i++) {
+		const char *name = lv[i].path + lv[i].dirlen + (lv[i].dirlen ? 1 : 0);
+
+		if (!i || lv[i].dirlen != lv[i - 1].dirlen ||
+		    memcmp(lv[i].path, lv[i - 1].path, lv[i].dirlen)) {
+			char d[MANIFEST_MAX_PATH + 1];
+
+			memcpy(d, lv[i].path, lv[i].dirlen);
+			d[lv[i].dirlen] = 0;
+			if (stager_dir(&sg, d))
+				goto stop;
+		}
+		if (lv[i].f ? stager_file(&sg, name, lv[i].f->d.sha256, lv[i].f->d.size,
+					  lv[i].f->executable ? MODE_EXEC : MODE_PLAIN) :
+			      stager_symlink(&sg, name, lv[i].l->target))
+			goto stop;
+	}
+	for (size_t i = 0; i < ar.ndirs; i++) {
+		r = tree_walk(t, &roots[i], ar.dirs[i].path, slashes_in(ar.dirs[i].path) + 1,
+			      &pol, &stage_visitor, &sg, NULL, err, sizeof(err));
+		if (r) {
+			if (r != -ECANCELED)
+				fprintf(stderr, "casfsctl: %s\n", err);
+			goto stop;
+		}
+	}
+	staging = false;
+	if (stager_finish(&sg))
+		goto stop;
+	printf("staged %zu files, %zu symlinks, %zu output directories (%zu directories) "
+	       "from the action result in %.3f s\n", sg.files, sg.symlinks, ar.ndirs, sg.dirs,
+	       now_s() - t0);
+	ret = 0;
+	goto out;
+stop:
+	if (staging)
+		stager_finish(&sg);
+	fprintf(stderr, "casfsctl: stopped after staging %zu files\n", sg.files);
+out:
+	if (fd >= 0)
+		close(fd);
+	action_result_free(&ar);
+	free(roots);
+	free(lv);
+	free(buf);
+	tree_free(t);
+	conn_close(&k);
+	return ret;
 }
 
 static int cmd_stage(int argc, char **argv)
@@ -318,6 +801,9 @@ static int cmd_stage(int argc, char **argv)
 	int root = -1, r, ret = 1;
 	FILE *f;
 
+	for (int i = 2; i < argc; i++)
+		if (!strncmp(argv[i], "--", 2))
+			return cmd_stage_action(argc, argv);
 	if (argc < 2 || argc > 3) {
 		fputs(usage, stderr);
 		return 2;
@@ -408,7 +894,7 @@ static int cmd_stage(int argc, char **argv)
 		}
 	}
 
-	root = open_stage_root(dir, &created);
+	root = stage_open_root(dir, &created);
 	if (root < 0)
 		goto out;
 	for (size_t i = 0; i < n;) {
@@ -804,6 +1290,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "stage"))
 		return cmd_stage(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "materialize"))
+		return cmd_materialize(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "check"))
+		return cmd_check(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "digest"))
 		return cmd_digest(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "prefetch"))
