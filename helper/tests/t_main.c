@@ -145,6 +145,7 @@ static const struct suite suites[] = {
 	{ "verify", verify_tests, NULL },
 	{ "publish", publish_tests, NULL },
 	{ "manifest", manifest_tests, NULL },
+	{ "tree", tree_tests, NULL },
 	{ "cache", cache_tests, NULL },
 	{ "config", config_tests, NULL },
 	{ "stats", stats_tests, NULL },
