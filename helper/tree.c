@@ -299,8 +299,8 @@ bad_digest:
 
 		snprintf(nm, sizeof(nm), "%.*s", (int)(nlen < TREE_MAX_NAME ? nlen : TREE_MAX_NAME),
 			 name ? (const char *)name : "");
-		return fail(err, errlen, -EINVAL, "%s: %s '%s'", at(w, sizeof(w), dir, NULL),
-			    sub, nm);
+		return fail(err, errlen, -EINVAL, "%s: bad name '%s' (%s)",
+			    at(w, sizeof(w), dir, NULL), nm, sub);
 	}
 	memcpy(*strs, name, nlen);
 	(*strs)[nlen] = 0;

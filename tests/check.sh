@@ -51,6 +51,14 @@ stage helper-build make -s -C helper
 stage helper-unit-tests make -s -C helper check
 stage systemd-unit packaging/verify-unit.sh
 stage grpc-core-tests make -s -C helper/grpc check
+# libFuzzer on the REv2 Directory/Tree decoder, bounded (make -C helper
+# fuzz-tree-long for longer); skipped without clang.
+if command -v clang >/dev/null; then
+	stage fuzz-tree make -s -C helper fuzz-tree-short FUZZ_SHORT_TIME=20
+else
+	echo "SKIP host fuzz-tree: no clang"
+	skipped=$((skipped + 1))
+fi
 stage progs-selftest make -s -C tests/progs check-host O="$top/build/tests"
 
 # The real-Bazel test: Bazel builds on the host against nginx; the guest
