@@ -801,7 +801,7 @@ static int cmd_stage(int argc, char **argv)
 	int root = -1, r, ret = 1;
 	FILE *f;
 
-	for (int i = 2; i < argc; i++)
+	for (int i = 1; i < argc; i++)
 		if (!strncmp(argv[i], "--", 2))
 			return cmd_stage_action(argc, argv);
 	if (argc < 2 || argc > 3) {

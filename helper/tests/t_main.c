@@ -154,6 +154,7 @@ static const struct suite suites[] = {
 	{ "http", http_tests, http_skip },
 	{ "grpc_backend", grpc_backend_tests, grpc_backend_skip },
 	{ "cli", cli_tests, cli_skip },
+	{ "ctl_rev2", ctl_rev2_tests, ctl_rev2_skip },
 };
 
 int main(int argc, char **argv)

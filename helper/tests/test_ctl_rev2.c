@@ -1,0 +1,389 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Tests: casfsctl's REv2 commands (materialize, check, stage --action*)
+ * on the host, against the reference server (tests/rev2/server.py) with
+ * inputs from tests/rev2/treegen.py. There is no casfs here, so what
+ * these show is everything before the first thing is created: options,
+ * the connection, fetching, and that every malicious tree is refused
+ * before anything is created. tests/kernel/85-rev2-materialize.sh does
+ * the rest in the guest.
+ */
+#include "t.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PY "/usr/bin/python3"
+
+static const char *ctl(void)
+{
+	return getenv("CASFS_TEST_CTL");
+}
+
+static const char *rev2_dir(void)
+{
+	static char path[512];
+
+	snprintf(path, sizeof(path), "%s/../tests/rev2", CASFS_TEST_SRCDIR);
+	return path;
+}
+
+const char *ctl_rev2_skip(void)
+{
+	char p[600];
+
+	if (!ctl() || access(ctl(), X_OK))
+		return "CASFS_TEST_CTL not set (run via make check)";
+	snprintf(p, sizeof(p), "%s/treegen.py", rev2_dir());
+	if (access(PY, X_OK) || access(p, R_OK))
+		return "no /usr/bin/python3 or tests/rev2";
+	if (system(PY " -c 'import grpc, google.protobuf, grpc_tools' 2>/dev/null"))
+		return "python3-grpcio / python3-protobuf / python3-grpc-tools not installed";
+	return NULL;
+}
+
+struct run {
+	int status;
+	char *out, *err;
+};
+
+static void run_free(struct run *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+/* Output files of run(): one directory per test (t_tmpdir() has a cap). */
+static const char *rundir;
+
+static struct run run(char *const argv[])
+{
+	const char *dir = rundir ? rundir : (rundir = t_tmpdir());
+	char out[300], err[300];
+	struct run r = { .status = -1 };
+	size_t len;
+	int st;
+	pid_t pid;
+
+	snprintf(out, sizeof(out), "%s/out", dir);
+	snprintf(err, sizeof(err), "%s/err", dir);
+	pid = fork();
+	if (pid == 0) {
+		int i = open("/dev/null", O_RDONLY);
+		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(i, 0);
+		dup2(o, 1);
+		dup2(e, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	if (pid > 0 && waitpid(pid, &st, 0) == pid)
+		r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	r.out = t_read_file(out, &len);
+	r.err = t_read_file(err, &len);
+	if (!r.out)
+		r.out = strdup("");
+	if (!r.err)
+		r.err = strdup("");
+	return r;
+}
+
+#define CONTAINS(hay, needle) do { \
+	if (!strstr((hay), (needle))) { \
+		char _m[2048]; \
+		snprintf(_m, sizeof(_m), "'%s' not in output:\n%s", (needle), (hay)); \
+		t_fail(__FILE__, __LINE__, _m); \
+	} } while (0)
+
+/* The server on ROOT (a fresh temp dir), port 0. */
+struct srv {
+	pid_t pid;
+	int port;
+	char url[64];
+};
+
+static bool srv_start(struct srv *s, const char *root)
+{
+	char py[600], line[256];
+	int out[2];
+	FILE *f;
+
+	memset(s, 0, sizeof(*s));
+	snprintf(py, sizeof(py), "%s/server.py", rev2_dir());
+	if (pipe(out))
+		return false;
+	s->pid = fork();
+	if (s->pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		dup2(out[1], 1);
+		dup2(fd, 2);
+		close(out[0]);
+		execl(PY, PY, py, "--root", root, "--port", "0", "--quiet", (char *)NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	f = fdopen(out[0], "r");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "READY port=%d", &s->port) == 1)
+			break;
+	fclose(f);
+	snprintf(s->url, sizeof(s->url), "grpc://127.0.0.1:%d", s->port);
+	return s->port > 0;
+}
+
+static void srv_stop(struct srv *s)
+{
+	if (s->pid > 0) {
+		kill(s->pid, SIGTERM);
+		waitpid(s->pid, NULL, 0);
+		s->pid = 0;
+	}
+}
+
+/* treegen.py ARGS; the value of "NAME=" from its output into val. */
+static bool gen(const char *args, const char *name, char *val, size_t len)
+{
+	char cmd[1200], line[512];
+	size_t nl = strlen(name);
+	bool found = false;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), PY " %s/treegen.py %s", rev2_dir(), args);
+	p = popen(cmd, "r");
+	if (!p)
+		return false;
+	while (fgets(line, sizeof(line), p)) {
+		if (!strncmp(line, name, nl) && line[nl] == '=') {
+			line[strcspn(line, "\n")] = 0;
+			snprintf(val, len, "%s", line + nl + 1);
+			found = true;
+		}
+	}
+	return pclose(p) == 0 && found;
+}
+
+static void t_usage(void)
+{
+	const char *d = t_tmpdir();
+	char cfg[300];
+	struct run r;
+
+	rundir = NULL;
+	r = run((char *[]){ (char *)ctl(), "materialize", NULL });
+	CHECK_INT(r.status, 2);
+	CONTAINS(r.err, "casfsctl materialize");
+	run_free(&r);
+	r = run((char *[]){ (char *)ctl(), "materialize", "abc/1", "/tmp/x", NULL });
+	CHECK_INT(r.status, 2);
+	CONTAINS(r.err, "bad digest 'abc/1'");
+	run_free(&r);
+	r = run((char *[]){ (char *)ctl(), "materialize", "--frob", NULL });
+	CHECK_INT(r.status, 2);
+	run_free(&r);
+	/* no CAS anywhere (an empty config file instead of the default) */
+	snprintf(cfg, sizeof(cfg), "%s/empty.conf", d);
+	t_write_file(cfg, "", 0, 0644);
+	r = run((char *[]){ (char *)ctl(), "materialize", "--config", cfg,
+			    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855/0",
+			    "/tmp/x", NULL });
+	CHECK_INT(r.status, 1);
+	CONTAINS(r.err, "no CAS");
+	run_free(&r);
+	r = run((char *[]){ (char *)ctl(), "check", "--config", cfg, "--cas",
+			    "http://user:secret@127.0.0.1:1", "/tmp", NULL });
+	CHECK_INT(r.status, 3);
+	CONTAINS(r.err, "need a grpc:// or grpcs:// CAS");
+	CHECK(!strstr(r.err, "secret"));
+	run_free(&r);
+	r = run((char *[]){ (char *)ctl(), "check", "--config", cfg, NULL });
+	CHECK_INT(r.status, 2);
+	run_free(&r);
+	r = run((char *[]){ (char *)ctl(), "stage", "/tmp/x", "--action", "a/1",
+			    "--action-result", "f", NULL });
+	CHECK_INT(r.status, 2);
+	run_free(&r);
+	r = run((char *[]){ (char *)ctl(), "stage", "--action", NULL });
+	CHECK_INT(r.status, 2);
+	run_free(&r);
+	/* a bad option value from the config file names file and line */
+	t_write_file(cfg, "timeout = 0\n", 12, 0644);
+	r = run((char *[]){ (char *)ctl(), "check", "--config", cfg, "/tmp", NULL });
+	CHECK_INT(r.status, 3);
+	CONTAINS(r.err, "empty.conf:1");
+	run_free(&r);
+}
+
+static void t_malicious_refused(void)
+{
+	static const char *const kinds[] = { "dotdot", "slash", "escape", "absolute",
+					     "unsorted", "dup", "missing" };
+	static const char *const why[] = { "bad name '..'", "'/' in name", "escapes the root",
+					   "absolute symlink target", "not strictly sorted",
+					   "a/b/same: duplicate name", "is not in the tree" };
+	const char *d = t_tmpdir();
+	char store[300], args[600], tree[200], root[200], out[300];
+	struct srv s;
+	struct run r;
+	struct stat st;
+
+	rundir = NULL;
+	snprintf(store, sizeof(store), "%s/store", d);
+	snprintf(out, sizeof(out), "%s/out/new", d);
+	mkdir(store, 0755);
+	REQUIRE(srv_start(&s, store));
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		snprintf(args, sizeof(args), "malicious %s %s", store, kinds[i]);
+		REQUIRE(gen(args, "TREE", tree, sizeof(tree)));
+		REQUIRE(gen(args, "ROOT", root, sizeof(root)));
+		r = run((char *[]){ (char *)ctl(), "materialize", "--config", "", "--cas", s.url,
+				    "--tree", tree, out, NULL });
+		CHECK_INT(r.status, 1);
+		CONTAINS(r.err, "refused");
+		CONTAINS(r.err, why[i]);
+		run_free(&r);
+		r = run((char *[]){ (char *)ctl(), "materialize", "--config", "", "--cas", s.url,
+				    root, out, NULL });
+		CHECK_INT(r.status, 1);
+		CONTAINS(r.err, "refused");
+		CONTAINS(r.err, why[i]);
+		run_free(&r);
+		CHECK(stat(out, &st) < 0);	/* nothing created, not even PATH */
+	}
+	/* what the policy allows passes the checks (and then finds no casfs) */
+	snprintf(args, sizeof(args), "malicious %s escape", store);
+	REQUIRE(gen(args, "TREE", tree, sizeof(tree)));
+	r = run((char *[]){ (char *)ctl(), "materialize", "--config", "", "--cas", s.url,
+			    "--tree", "--allow-escaping-symlinks", tree, out, NULL });
+	CHECK_INT(r.status, 1);
+	CONTAINS(r.err, "not a directory on casfs");
+	run_free(&r);
+	srv_stop(&s);
+}
+
+static void t_good_tree_and_config(void)
+{
+	const char *d = t_tmpdir();
+	char store[300], args[600], tree[200], root[200], cfg[300], text[200], out[300];
+	struct srv s;
+	struct run r;
+
+	rundir = NULL;
+	snprintf(store, sizeof(store), "%s/store", d);
+	snprintf(out, sizeof(out), "%s/out", d);
+	mkdir(store, 0755);
+	REQUIRE(srv_start(&s, store));
+	snprintf(args, sizeof(args), "sample %s %s/ref", store, d);
+	REQUIRE(gen(args, "TREE", tree, sizeof(tree)));
+	snprintf(args, sizeof(args), "sample %s %s/ref2", store, d);
+	REQUIRE(gen(args, "ROOT", root, sizeof(root)));
+	/* the CAS from a helper config file */
+	snprintf(cfg, sizeof(cfg), "%s/helper.conf", d);
+	snprintf(text, sizeof(text), "cas = %s\ncache = /var/cache/casfs\njobs = 4\n", s.url);
+	t_write_file(cfg, text, strlen(text), 0644);
+	r = run((char *[]){ (char *)ctl(), "materialize", "--config", cfg, "--tree", tree, out,
+			    NULL });
+	CHECK_INT(r.status, 1);
+	CONTAINS(r.err, "not a directory on casfs");	/* checked and found fine */
+	run_free(&r);
+	r = run((char *[]){ (char *)ctl(), "materialize", "--config", cfg, root, out, NULL });
+	CHECK_INT(r.status, 1);
+	CONTAINS(r.err, "not a directory on casfs");
+	run_free(&r);
+	/* a Tree digest that is not in the CAS, and a Directory as a Tree */
+	r = run((char *[]){ (char *)ctl(), "materialize", "--config", cfg, "--tree",
+			    "0000000000000000000000000000000000000000000000000000000000000000/5",
+			    out, NULL });
+	CHECK_INT(r.status, 1);
+	CONTAINS(r.err, "NOT_FOUND");
+	run_free(&r);
+	r = run((char *[]){ (char *)ctl(), "materialize", "--config", cfg, "--tree", root, out,
+			    NULL });
+	CHECK_INT(r.status, 1);	/* a Directory read as a Tree: some clean error */
+	CONTAINS(r.err, "casfsctl: ");
+	run_free(&r);
+	/* check: nothing CAS-backed on the host */
+	r = run((char *[]){ (char *)ctl(), "check", "--config", cfg, (char *)d, NULL });
+	CHECK_INT(r.status, 0);
+	CONTAINS(r.out, "checked 0 CAS-backed files (0 distinct blobs): 0 missing");
+	run_free(&r);
+	srv_stop(&s);
+	/* the server gone: a clean error within the timeout */
+	r = run((char *[]){ (char *)ctl(), "materialize", "--config", cfg, "--timeout", "2",
+			    root, out, NULL });
+	CHECK_INT(r.status, 1);
+	CONTAINS(r.err, "GetTree");
+	run_free(&r);
+}
+
+static void t_action_result(void)
+{
+	const char *d = t_tmpdir();
+	char store[300], args[700], action[200], arfile[300], bad[300], out[300];
+	struct srv s;
+	struct run r;
+
+	rundir = NULL;
+	snprintf(store, sizeof(store), "%s/store", d);
+	snprintf(arfile, sizeof(arfile), "%s/ar.bin", d);
+	snprintf(bad, sizeof(bad), "%s/bad.bin", d);
+	snprintf(out, sizeof(out), "%s/out", d);
+	mkdir(store, 0755);
+	REQUIRE(srv_start(&s, store));
+	snprintf(args, sizeof(args), "action %s %s/aref %s", store, d, arfile);
+	REQUIRE(gen(args, "ACTION", action, sizeof(action)));
+	r = run((char *[]){ (char *)ctl(), "stage", out, "--config", "", "--cas", s.url,
+			    "--action", action, NULL });
+	CHECK_INT(r.status, 1);
+	CONTAINS(r.err, "not a directory on casfs");	/* fetched and checked */
+	run_free(&r);
+	r = run((char *[]){ (char *)ctl(), "stage", out, "--config", "", "--cas", s.url,
+			    "--action-result", arfile, NULL });
+	CHECK_INT(r.status, 1);
+	CONTAINS(r.err, "not a directory on casfs");
+	run_free(&r);
+	r = run((char *[]){ (char *)ctl(), "stage", out, "--config", "", "--cas", s.url,
+			    "--action",
+			    "1111111111111111111111111111111111111111111111111111111111111111/3",
+			    NULL });
+	CHECK_INT(r.status, 1);
+	CONTAINS(r.err, "not in the action cache");
+	run_free(&r);
+	/* hostile ActionResults need no server at all */
+	t_write_file(bad, "\x12\x09", 2, 0644);
+	r = run((char *[]){ (char *)ctl(), "stage", out, "--config", "", "--action-result", bad,
+			    NULL });
+	CHECK_INT(r.status, 1);
+	CONTAINS(r.err, "ActionResult: malformed");
+	run_free(&r);
+	/* OutputFile{path "../x", digest{hash 64 x 'a'}} */
+	{
+		char m[128] = "\x12\x4a\x0a\x04../x\x12\x42\x0a\x40";
+
+		memset(m + 12, 'a', 64);
+		t_write_file(bad, m, 76, 0644);
+	}
+	r = run((char *[]){ (char *)ctl(), "stage", out, "--config", "", "--action-result", bad,
+			    NULL });
+	CHECK_INT(r.status, 1);
+	CONTAINS(r.err, "output '../x': '..' path component");
+	run_free(&r);
+	srv_stop(&s);
+}
+
+const struct test ctl_rev2_tests[] = {
+	{ "usage", t_usage },
+	{ "malicious_refused", t_malicious_refused },
+	{ "good_tree_and_config", t_good_tree_and_config },
+	{ "action_result", t_action_result },
+	{ NULL, NULL },
+};
