@@ -73,6 +73,12 @@ struct grpc_be {
 	struct grpc_metadata md;
 	char *instance;
 	unsigned max_calls, calls;
+	/*
+	 * BatchReadBlobs calls in flight, and their cap: while they are
+	 * out, new small misses gather into the next batch instead of each
+	 * taking a call of its own.
+	 */
+	unsigned batch_calls, max_batch_calls;
 	struct gx_queue wait_batch, wait_stream;
 	struct rev2_caps caps;
 	bool have_caps, no_sha256;
@@ -277,6 +283,7 @@ static void batch_done(void *ud, const struct grpc_status *st)
 	struct grpc_be *gb = bt->gb;
 
 	gb->calls--;
+	gb->batch_calls--;
 	for (size_t i = 0; i < bt->n; i++) {
 		struct gx *x = bt->x[i];
 
@@ -359,6 +366,7 @@ static void batch_send(struct grpc_be *gb)
 	if (!bt->call)
 		goto fail_sent;
 	gb->calls++;
+	gb->batch_calls++;
 	gb->batches++;
 	gb->batched_blobs += n;
 	log_dbg("BatchReadBlobs: %zu blobs, %" PRIu64 " bytes", n, total);
@@ -512,13 +520,18 @@ static int g_start(struct backend *b, struct job *j)
 	return 0;
 }
 
+static bool can_batch(const struct grpc_be *gb)
+{
+	return gb->wait_batch.n && gb->batch_calls < gb->max_batch_calls;
+}
+
 /* Put waiting work on the wire, streams and batches taking turns. */
 static void g_dispatch(struct grpc_be *gb)
 {
 	bool turn_stream = false;
 
-	while (gb->calls < gb->max_calls && (gb->wait_batch.n || gb->wait_stream.n)) {
-		if (gb->wait_stream.n && (turn_stream || !gb->wait_batch.n)) {
+	while (gb->calls < gb->max_calls && (can_batch(gb) || gb->wait_stream.n)) {
+		if (gb->wait_stream.n && (turn_stream || !can_batch(gb))) {
 			struct gx *x = gb->wait_stream.head;
 
 			q_del(&gb->wait_stream, x);
@@ -556,7 +569,7 @@ static bool g_busy(struct backend *b)
 {
 	struct grpc_be *gb = b->priv;
 
-	return gb->calls < gb->max_calls && (gb->wait_batch.n || gb->wait_stream.n);
+	return gb->calls < gb->max_calls && (can_batch(gb) || gb->wait_stream.n);
 }
 
 static int g_poll_fd(struct backend *b)
@@ -727,6 +740,7 @@ int backend_grpc_init(struct backend *b, const char *url, const struct fetch_con
 		goto fail;
 	}
 	gb->max_calls = cfg->jobs;
+	gb->max_batch_calls = cfg->jobs / 4 > 2 ? cfg->jobs / 4 : 2;
 	b->priv = gb;
 	b->ops = &grpc_ops;
 	b->max_active = cfg->jobs * ACTIVE_PER_JOB > MAX_ACTIVE ? MAX_ACTIVE :

@@ -143,3 +143,36 @@ casfs_stop_helper() {
 		HELPER_PID=
 	fi
 }
+
+# casfs_start_rev2 ROOT PORT [server.py ARGS...]: the reference REv2 server
+# (tests/rev2/server.py) on 127.0.0.1:PORT (0: any) serving ROOT/cas and
+# ROOT/ac. Sets REV2_PID and REV2_PORT; its log goes to $REV2_LOG (default
+# /tmp/rev2-server.log). casfs_stop_rev2 stops it.
+casfs_start_rev2() {
+	local root=$1 port=$2 out _
+	shift 2
+	REV2_LOG=${REV2_LOG:-/tmp/rev2-server.log}
+	out=$(mktemp /tmp/rev2-ready.XXXXXX)
+	$PY "$CASFS_REPO/tests/rev2/server.py" --root "$root" --port "$port" "$@" \
+		>"$out" 2>>"$REV2_LOG" &
+	REV2_PID=$!
+	for _ in $(seq 600); do
+		if grep -q '^READY port=' "$out"; then
+			REV2_PORT=$(sed -n 's/^READY port=\([0-9]*\).*/\1/p' "$out")
+			rm -f "$out"
+			return 0
+		fi
+		kill -0 "$REV2_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$REV2_LOG" >&2
+	fail "the REv2 server did not start"
+}
+
+casfs_stop_rev2() {
+	if [ -n "${REV2_PID:-}" ]; then
+		kill "$REV2_PID" 2>/dev/null || true
+		wait "$REV2_PID" 2>/dev/null || true
+		REV2_PID=
+	fi
+}
