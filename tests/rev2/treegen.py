@@ -265,6 +265,7 @@ def cmd_seeds(out):
 
 
 def main():
+    os.umask(0o022)     # reference directories 0755, like casfsctl's
     a = sys.argv[1:]
     if a[:1] == ["sample"] and len(a) == 3:
         cmd_sample(a[1], a[2])
