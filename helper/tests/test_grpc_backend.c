@@ -207,6 +207,27 @@ static void t_batch(void)
 	CHECK_INT(srv_count(&v.s, " Read: done"), 0);	/* no ByteStream */
 }
 
+/* One miss at a time, many times (a lone reader): each is answered. */
+static void t_sequential(void)
+{
+	enum { N = 60 };
+	size_t sizes[N];
+	uint8_t d[N][32];
+	struct results r = { 0 };
+	struct env v = { 0 };
+
+	for (int i = 0; i < N; i++)
+		sizes[i] = 4096;
+	REQUIRE(env_up(&v, sizes, N, d, NULL));
+	REQUIRE(env_engine(&v, 16, 20, NULL) == 0);
+	for (int i = 0; i < N; i++) {
+		CHECK_INT(fetch_submit(v.e, d[i], sizes[i], t_cb, &r, (uint64_t)i % NRES), 0);
+		CHECK_INT(t_drain(v.e, 10000), 0);
+		CHECK_INT(r.status[i % NRES], 0);
+	}
+	env_down(&v);
+}
+
 /* A blob over the batch size streams with ByteStream.Read. */
 static void t_stream(void)
 {
@@ -377,6 +398,7 @@ static void t_server_down(void)
 const struct test grpc_backend_tests[] = {
 	{ "batch", t_batch },
 	{ "stream", t_stream },
+	{ "sequential", t_sequential },
 	{ "corrupt_eio", t_corrupt },
 	{ "truncate_resumes", t_truncate_resumes },
 	{ "truncate_always_fails", t_truncate_always },

@@ -14,9 +14,13 @@
 #      equal, by sha256, to the blob in the store named by its action result
 #
 # OUTDIR (default build/rev2-bazel) gets: store/{cas,ac} (the server's
-# root), ws/ (a copy of the workspace), bazel-root/ (Bazel's
-# --output_user_root, kept between runs), logs/ (bazel, server). Offline,
-# host only (Bazel needs its JVM); idempotent. Exit 0 on success.
+# root), expected/ (build 3's outputs, exec-root-relative paths), actions
+# (one "HASH/SIZE" action digest per action result: Bazel puts each Action
+# in the CAS too, which gives its size), ws/ (a copy of the workspace),
+# bazel-root/ (Bazel's --output_user_root, kept between runs), logs/
+# (bazel, server). tests/kernel/92-bazel-grpc.sh uses store/, expected/ and
+# actions in the guest. Offline, host only (Bazel needs its JVM);
+# idempotent. Exit 0 on success.
 #
 # Needs: bazel-bootstrap, default-jdk-headless, python3-grpcio,
 # python3-protobuf, python3-grpc-tools (for /usr/bin/python3).
@@ -44,7 +48,7 @@ ws=$out/ws
 store=$out/store
 logs=$out/logs
 root=$out/bazel-root
-rm -rf "$ws" "$store" "$logs"
+rm -rf "$ws" "$store" "$logs" "$out/expected" "$out/actions"
 mkdir -p "$store" "$logs" "$root"
 cp -r "$top/tests/bazel/workspace" "$ws"
 
@@ -162,6 +166,15 @@ done < <(find "$execroot/bazel-out/" -path '*/bin/*' -type f -print0)
 [ "$n_out" -gt 0 ] || die "no outputs downloaded"
 want=$(printf '%s\n' "hello from a Bazel output on casfs" "fib(90) = 2880067194370816120")
 [ "$("$execroot/bazel-out/k8-fastbuild/bin/hello")" = "$want" ] || die "the downloaded hello does not run right"
+
+# Keep the full download and the action digests for the guest test.
+mkdir -p "$out/expected"
+(cd "$execroot" && find bazel-out/ -path '*/bin/*' -type f -exec cp --parents -p {} "$out/expected/" \;)
+for f in "$store"/ac/*; do
+	h=$(basename "$f")
+	[ -f "$store/cas/$h" ] || die "action $h: the Action itself is not in the CAS"
+	echo "$h/$(stat -c %s "$store/cas/$h")"
+done >"$out/actions"
 
 errors=$(grep -cE 'exception|Traceback' "$logs/server.log" || true)
 [ "$errors" = 0 ] || die "server.log has $errors exceptions"
