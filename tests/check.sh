@@ -51,6 +51,15 @@ stage helper-build make -s -C helper
 stage helper-unit-tests make -s -C helper check
 stage systemd-unit packaging/verify-unit.sh
 stage grpc-core-tests make -s -C helper/grpc check
+# libFuzzer on the gRPC client core: the deframer, then the whole response
+# path (HTTP/2 frames from a hostile server); make -C helper/grpc fuzz-long
+# for longer.
+if command -v clang >/dev/null; then
+	stage fuzz-grpc make -s -C helper/grpc fuzz-short FUZZ_SHORT_TIME=15
+else
+	echo "SKIP host fuzz-grpc: no clang"
+	skipped=$((skipped + 1))
+fi
 # libFuzzer on the REv2 Directory/Tree decoder, bounded (make -C helper
 # fuzz-tree-long for longer); skipped without clang.
 if command -v clang >/dev/null; then

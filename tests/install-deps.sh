@@ -18,6 +18,7 @@ pkgs=(
 	nginx-light curl systemd openssl
 	bazel-bootstrap default-jdk-headless protobuf-c-compiler libprotobuf-c-dev
 	libnghttp2-dev python3-grpcio python3-protobuf python3-grpc-tools
+	clang libclang-rt-14-dev
 )
 
 bp=/etc/apt/sources.list.d/bookworm-backports.sources

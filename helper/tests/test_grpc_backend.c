@@ -395,6 +395,98 @@ static void t_server_down(void)
 	env_down(&v);
 }
 
+/* Fetch blob 0 with this configuration (url, cache and timeout filled in). */
+static int fetch_one(struct env *v, struct fetch_config fc, const uint8_t d[32], size_t size)
+{
+	struct results r = { 0 };
+	int err;
+
+	fc.url = v->url;
+	fc.jobs = 2;
+	fc.timeout_s = 2;
+	err = fetch_engine_new(&v->e, &fc, v->c);
+	if (err)
+		return err;
+	if (fetch_submit(v->e, d, size, t_cb, &r, 0) || t_drain(v->e, 10000))
+		err = -EIO;
+	else
+		err = r.status[0];
+	fetch_engine_free(v->e);
+	v->e = NULL;
+	return err;
+}
+
+/* openssl(1): a self-signed certificate for 127.0.0.1 as dir/NAME.{pem,key}. */
+static bool make_cert(const char *dir, const char *name)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd),
+		 "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+		 "-addext subjectAltName=IP:127.0.0.1 -keyout %s/%s.key -out %s/%s.pem "
+		 ">/dev/null 2>&1", dir, name, dir, name);
+	return system(cmd) == 0;
+}
+
+/* grpcs:// with the server's certificate as CA; refused without it. */
+static void t_tls(void)
+{
+	size_t sizes[] = { 5000 };
+	uint8_t d[1][32];
+	struct env v = { 0 };
+	const char *certs = t_tmpdir();
+	char cert[300], key[300], ccert[300], ckey[300];
+	struct fetch_config fc = { 0 };
+
+	REQUIRE(make_cert(certs, "server") && make_cert(certs, "client"));
+	snprintf(cert, sizeof(cert), "%s/server.pem", certs);
+	snprintf(key, sizeof(key), "%s/server.key", certs);
+	snprintf(ccert, sizeof(ccert), "%s/client.pem", certs);
+	snprintf(ckey, sizeof(ckey), "%s/client.key", certs);
+
+	/* server certificate only */
+	REQUIRE(env_up(&v, sizes, 1, d, "--tls-cert", cert, "--tls-key", key, NULL));
+	snprintf(v.url, sizeof(v.url), "grpcs://127.0.0.1:%d", v.s.port);
+	CHECK(fetch_one(&v, fc, d[0], sizes[0]) != 0);	/* not trusted */
+	CHECK(!blob_published(v.cache, d[0]));
+	fc.ca_file = cert;
+	CHECK_INT(fetch_one(&v, fc, d[0], sizes[0]), 0);
+	CHECK(t_cached_ok(v.cache, d[0], sizes[0], 1));
+	env_down(&v);
+
+	/* mutual TLS: the server wants a client certificate */
+	REQUIRE(env_up(&v, sizes, 1, d, "--tls-cert", cert, "--tls-key", key,
+		       "--tls-client-ca", ccert, NULL));
+	snprintf(v.url, sizeof(v.url), "grpcs://127.0.0.1:%d", v.s.port);
+	CHECK(fetch_one(&v, fc, d[0], sizes[0]) != 0);	/* no client cert */
+	CHECK(!blob_published(v.cache, d[0]));
+	fc.client_cert = ccert;
+	fc.client_key = ckey;
+	CHECK_INT(fetch_one(&v, fc, d[0], sizes[0]), 0);
+	env_down(&v);
+}
+
+/* --auth-header-file lines become metadata on every call. */
+static void t_auth_metadata(void)
+{
+	size_t sizes[] = { 5000 };
+	uint8_t d[1][32];
+	struct env v = { 0 };
+	const char *dir = t_tmpdir();
+	char path[300];
+	struct fetch_config fc = { 0 };
+
+	snprintf(path, sizeof(path), "%s/headers", dir);
+	REQUIRE(t_write_file(path, "# token\nAuthorization: Bearer sekrit\n", 37, 0600) == 0);
+	REQUIRE(env_up(&v, sizes, 1, d, "--require-metadata", "authorization: Bearer sekrit",
+		       NULL));
+	CHECK_INT(fetch_one(&v, fc, d[0], sizes[0]), -EACCES);
+	CHECK(t_log_contains("UNAUTHENTICATED"));
+	fc.auth_header_file = path;
+	CHECK_INT(fetch_one(&v, fc, d[0], sizes[0]), 0);
+	env_down(&v);
+}
+
 const struct test grpc_backend_tests[] = {
 	{ "batch", t_batch },
 	{ "stream", t_stream },
@@ -411,5 +503,7 @@ const struct test grpc_backend_tests[] = {
 	{ "instance", t_wrong_instance },
 	{ "no_sha256_refused", t_no_sha256_refused },
 	{ "server_down", t_server_down },
+	{ "tls", t_tls },
+	{ "auth_metadata", t_auth_metadata },
 	{ NULL, NULL },
 };

@@ -278,6 +278,12 @@ class Server:
 
     # --- per call ---------------------------------------------------------------
     def check_instance(self, name, context):
+        if self.args.require_metadata:
+            want = [x.strip() for x in self.args.require_metadata.split(":", 1)]
+            got = dict((k, v) for k, v in context.invocation_metadata())
+            if len(want) != 2 or got.get(want[0].lower()) != want[1]:
+                context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                              "missing or wrong %r metadata" % want[0])
         if name != self.args.instance:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           "unknown instance %r (this server: %r)" % (name, self.args.instance))
@@ -709,6 +715,8 @@ def main():
     ap.add_argument("--fault", action="append", default=[])
     ap.add_argument("--no-sha256", action="store_true",
                     help="advertise SHA1 only (clients must refuse this server)")
+    ap.add_argument("--require-metadata", metavar="'NAME: VALUE'",
+                    help="every call must carry this metadata, else UNAUTHENTICATED")
     ap.add_argument("--quiet", action="store_true")
     ARGS = ap.parse_args()
     if bool(ARGS.tls_cert) != bool(ARGS.tls_key):
