@@ -7,120 +7,24 @@
  * in an unverified blob, a hang past the budget, or a crash.
  */
 #include "fetch_util.h"
+#include "rev2_server.h"
 #include "../common.h"
 #include "../stats.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#define PY "/usr/bin/python3"
-
-struct srv {
-	pid_t pid;
-	int port;
-	char root[256];
-	char log[300];
-};
-
-static const char *server_py(void)
-{
-	static char path[512];
-	const char *env = getenv("CASFS_TEST_REV2_SERVER");
-
-	if (env)
-		return env;
-	snprintf(path, sizeof(path), "%s/../tests/rev2/server.py", CASFS_TEST_SRCDIR);
-	return path;
-}
 
 const char *grpc_backend_skip(void)
 {
-	if (access(PY, X_OK) || access(server_py(), R_OK))
-		return "no /usr/bin/python3 or tests/rev2/server.py";
-	if (system(PY " -c 'import grpc, google.protobuf' 2>/dev/null"))
-		return "python3-grpcio / python3-protobuf not installed";
-	return NULL;
-}
-
-/* Start server.py --root ROOT --port 0 ARGS... (NULL-terminated). */
-static bool srv_start(struct srv *s, const char *root, const char *const *args)
-{
-	const char *argv[32];
-	int out[2], n = 0;
-	char line[256];
-	FILE *f;
-
-	memset(s, 0, sizeof(*s));
-	snprintf(s->root, sizeof(s->root), "%s", root);
-	snprintf(s->log, sizeof(s->log), "%s/server.log", root);
-	argv[n++] = PY;
-	argv[n++] = server_py();
-	argv[n++] = "--root";
-	argv[n++] = root;
-	argv[n++] = "--port";
-	argv[n++] = "0";
-	for (; *args && n < 30; args++)
-		argv[n++] = *args;
-	argv[n] = NULL;
-	if (pipe(out))
-		return false;
-	s->pid = fork();
-	if (s->pid == 0) {
-		int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		dup2(out[1], 1);
-		if (fd >= 0)
-			dup2(fd, 2);
-		close(out[0]);
-		execv(PY, (char **)argv);
-		_exit(127);
-	}
-	close(out[1]);
-	f = fdopen(out[0], "r");
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "READY port=%d", &s->port) == 1)
-			break;
-	}
-	fclose(f);
-	return s->port > 0;
-}
-
-static void srv_stop(struct srv *s)
-{
-	if (s->pid > 0) {
-		kill(s->pid, SIGTERM);
-		waitpid(s->pid, NULL, 0);
-		s->pid = 0;
-	}
-}
-
-/* How many lines of the server's log contain needle. */
-static int srv_count(const struct srv *s, const char *needle)
-{
-	size_t len;
-	char *buf = t_read_file(s->log, &len);
-	int n = 0;
-
-	if (!buf)
-		return -1;
-	for (char *p = buf; (p = strstr(p, needle)); p += strlen(needle))
-		n++;
-	free(buf);
-	return n;
+	return t_rev2_skip();
 }
 
 struct env {
-	struct srv s;
+	struct t_rev2 s;
 	const char *store, *cache;
 	struct cache *c;
 	struct fetch_engine *e;
@@ -144,9 +48,9 @@ static bool env_up(struct env *v, const size_t *sizes, unsigned n, uint8_t (*d)[
 		argv[na++] = a;
 	va_end(ap);
 	argv[na] = NULL;
-	if (!srv_start(&v->s, v->store, argv))
+	if (!t_rev2_start(&v->s, v->store, argv))
 		return false;
-	snprintf(v->url, sizeof(v->url), "grpc://127.0.0.1:%d", v->s.port);
+	snprintf(v->url, sizeof(v->url), "%s", v->s.url);
 	return cache_open(&v->c, v->cache, 0, 0) == 0;
 }
 
@@ -167,7 +71,7 @@ static void env_down(struct env *v)
 	if (v->c)
 		cache_close(v->c);
 	v->c = NULL;
-	srv_stop(&v->s);
+	t_rev2_stop(&v->s);
 }
 
 static bool blob_published(const char *cache, const uint8_t d[32])
@@ -202,9 +106,9 @@ static void t_batch(void)
 		CHECK(t_cached_ok(v.cache, d[i], sizes[i], (unsigned)i + 1));
 	}
 	env_down(&v);
-	calls = srv_count(&v.s, "BatchReadBlobs: done");
+	calls = t_rev2_count(&v.s, "BatchReadBlobs: done");
 	CHECK(calls >= 1 && calls <= 8);
-	CHECK_INT(srv_count(&v.s, " Read: done"), 0);	/* no ByteStream */
+	CHECK_INT(t_rev2_count(&v.s, " Read: done"), 0);	/* no ByteStream */
 }
 
 /* One miss at a time, many times (a lone reader): each is answered. */
@@ -243,8 +147,8 @@ static void t_stream(void)
 	CHECK_INT(r.status[0], 0);
 	CHECK(t_cached_ok(v.cache, d[0], sizes[0], 1));
 	env_down(&v);
-	CHECK(srv_count(&v.s, " Read: done") >= 1);
-	CHECK_INT(srv_count(&v.s, "BatchReadBlobs: done"), 0);
+	CHECK(t_rev2_count(&v.s, " Read: done") >= 1);
+	CHECK_INT(t_rev2_count(&v.s, "BatchReadBlobs: done"), 0);
 }
 
 /*
@@ -384,7 +288,7 @@ static void t_server_down(void)
 	uint64_t t0;
 
 	REQUIRE(env_up(&v, sizes, 1, d, NULL));
-	srv_stop(&v.s);
+	t_rev2_stop(&v.s);
 	REQUIRE(env_engine(&v, 2, 2, NULL) == 0);
 	t0 = mono_ms();
 	CHECK_INT(fetch_submit(v.e, d[0], sizes[0], t_cb, &r, 0), 0);
