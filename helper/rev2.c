@@ -870,6 +870,8 @@ int rev2_get_tree(struct rev2 *c, const struct rev2_digest *root,
 		req.instance_name = c->instance;
 		req.root_digest = &pd;
 		req.page_token = cur ? cur : (char *)"";
+		/* A server's own default may not fit one 4 MiB message. */
+		req.page_size = REV2_TREE_PAGE_SIZE;
 		req.digest_function = PB_DIGEST_FN_SHA256;
 		r = pack(&req.base, &buf, &len);
 		if (r) {

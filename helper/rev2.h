@@ -48,6 +48,11 @@ struct rev2_digest {
 /* Digests per BatchReadBlobs / FindMissingBlobs request. */
 #define REV2_BATCH_MAX_DIGESTS 1000
 #define REV2_FIND_MISSING_MAX 10000
+/*
+ * Directories per GetTree page we ask for: a 100-entry Directory is about
+ * 9 KiB, so this keeps ordinary pages far below the 4 MiB message cap.
+ */
+#define REV2_TREE_PAGE_SIZE 100
 
 struct rev2_caps {
 	bool sha256;		/* SHA256 among cache_capabilities.digest_functions */

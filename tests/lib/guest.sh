@@ -124,7 +124,7 @@ casfs_start_helper() {
 	shift
 	HELPER_LOG=${HELPER_LOG:-/tmp/casfs-helper.log}
 	"$CASFS_REPO/helper/casfs-helper" --cas "$url" --cache "$CACHE" \
-		--stats-file /run/casfs-helper.stats "$@" 2>>"$HELPER_LOG" &
+		--stats-file /run/casfs-helper.stats "$@" >>"$HELPER_LOG" 2>&1 &
 	HELPER_PID=$!
 	for _ in $(seq 100); do
 		"$CASFS_REPO/helper/casfsctl" stats 2>/dev/null |
