@@ -9,6 +9,7 @@
  * the rest in the guest.
  */
 #include "t.h"
+#include "rev2_server.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -18,33 +19,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define PY "/usr/bin/python3"
 
 static const char *ctl(void)
 {
 	return getenv("CASFS_TEST_CTL");
 }
 
-static const char *rev2_dir(void)
-{
-	static char path[512];
-
-	snprintf(path, sizeof(path), "%s/../tests/rev2", CASFS_TEST_SRCDIR);
-	return path;
-}
-
 const char *ctl_rev2_skip(void)
 {
-	char p[600];
-
 	if (!ctl() || access(ctl(), X_OK))
 		return "CASFS_TEST_CTL not set (run via make check)";
-	snprintf(p, sizeof(p), "%s/treegen.py", rev2_dir());
-	if (access(PY, X_OK) || access(p, R_OK))
-		return "no /usr/bin/python3 or tests/rev2";
-	if (system(PY " -c 'import grpc, google.protobuf, grpc_tools' 2>/dev/null"))
-		return "python3-grpcio / python3-protobuf / python3-grpc-tools not installed";
-	return NULL;
+	return t_rev2_skip();
 }
 
 struct run {
@@ -102,52 +87,12 @@ static struct run run(char *const argv[])
 		t_fail(__FILE__, __LINE__, _m); \
 	} } while (0)
 
-/* The server on ROOT (a fresh temp dir), port 0. */
-struct srv {
-	pid_t pid;
-	int port;
-	char url[64];
-};
-
-static bool srv_start(struct srv *s, const char *root)
+/* The server on ROOT (a fresh temp dir), port 0, quiet. */
+static bool srv_start(struct t_rev2 *s, const char *root)
 {
-	char py[600], line[256];
-	int out[2];
-	FILE *f;
+	static const char *const args[] = { "--quiet", NULL };
 
-	memset(s, 0, sizeof(*s));
-	snprintf(py, sizeof(py), "%s/server.py", rev2_dir());
-	if (pipe(out))
-		return false;
-	s->pid = fork();
-	if (s->pid == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-
-		dup2(out[1], 1);
-		dup2(fd, 2);
-		close(out[0]);
-		execl(PY, PY, py, "--root", root, "--port", "0", "--quiet", (char *)NULL);
-		_exit(127);
-	}
-	close(out[1]);
-	f = fdopen(out[0], "r");
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "READY port=%d", &s->port) == 1)
-			break;
-	fclose(f);
-	snprintf(s->url, sizeof(s->url), "grpc://127.0.0.1:%d", s->port);
-	return s->port > 0;
-}
-
-static void srv_stop(struct srv *s)
-{
-	if (s->pid > 0) {
-		kill(s->pid, SIGTERM);
-		waitpid(s->pid, NULL, 0);
-		s->pid = 0;
-	}
+	return t_rev2_start(s, root, args);
 }
 
 /* treegen.py ARGS; the value of "NAME=" from its output into val. */
@@ -158,7 +103,7 @@ static bool gen(const char *args, const char *name, char *val, size_t len)
 	bool found = false;
 	FILE *p;
 
-	snprintf(cmd, sizeof(cmd), PY " %s/treegen.py %s", rev2_dir(), args);
+	snprintf(cmd, sizeof(cmd), T_PY " %s/treegen.py %s", t_rev2_dir(), args);
 	p = popen(cmd, "r");
 	if (!p)
 		return false;
@@ -232,7 +177,7 @@ static void t_malicious_refused(void)
 					   "a/b/same: duplicate name", "is not in the tree" };
 	const char *d = t_tmpdir();
 	char store[300], args[600], tree[200], root[200], out[300];
-	struct srv s;
+	struct t_rev2 s;
 	struct run r;
 	struct stat st;
 
@@ -267,14 +212,14 @@ static void t_malicious_refused(void)
 	CHECK_INT(r.status, 1);
 	CONTAINS(r.err, "not a directory on casfs");
 	run_free(&r);
-	srv_stop(&s);
+	t_rev2_stop(&s);
 }
 
 static void t_good_tree_and_config(void)
 {
 	const char *d = t_tmpdir();
 	char store[300], args[600], tree[200], root[200], cfg[300], text[200], out[300];
-	struct srv s;
+	struct t_rev2 s;
 	struct run r;
 
 	rundir = NULL;
@@ -316,7 +261,7 @@ static void t_good_tree_and_config(void)
 	CHECK_INT(r.status, 0);
 	CONTAINS(r.out, "checked 0 CAS-backed files (0 distinct blobs): 0 missing");
 	run_free(&r);
-	srv_stop(&s);
+	t_rev2_stop(&s);
 	/* the server gone: a clean error within the timeout */
 	r = run((char *[]){ (char *)ctl(), "materialize", "--config", cfg, "--timeout", "2",
 			    root, out, NULL });
@@ -329,7 +274,7 @@ static void t_action_result(void)
 {
 	const char *d = t_tmpdir();
 	char store[300], args[700], action[200], arfile[300], bad[300], out[300];
-	struct srv s;
+	struct t_rev2 s;
 	struct run r;
 
 	rundir = NULL;
@@ -377,7 +322,7 @@ static void t_action_result(void)
 	CHECK_INT(r.status, 1);
 	CONTAINS(r.err, "output '../x': '..' path component");
 	run_free(&r);
-	srv_stop(&s);
+	t_rev2_stop(&s);
 }
 
 const struct test ctl_rev2_tests[] = {
