@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* casfs-helper: command line and config file. */
 #include "config.h"
+#include "grpc/grpc.h"
 #include "common.h"
 
 #include <ctype.h>
@@ -344,61 +345,49 @@ void free_lines(char **v)
 #define MAX_HEADERS 32
 #define MAX_HEADER_LEN 8192
 
+struct header_parse {
+	char **v;
+	size_t n;
+	char *err;
+	size_t errlen;
+};
+
+/* One "Name: value" line (grpc_header_lines found its ':'). */
+static int header_line(void *ud, unsigned long lineno, const char *s, size_t l,
+		       size_t colon)
+{
+	struct header_parse *h = ud;
+
+	for (size_t i = 0; i < colon; i++)	/* RFC 9110 token */
+		if (!isalnum((unsigned char)s[i]) && !strchr("!#$%&'*+-.^_`|~", s[i]))
+			return fail(h->err, h->errlen,
+				    "line %lu: not a 'Name: value' header", lineno);
+	for (size_t i = colon + 1; i < l; i++)
+		if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
+			return fail(h->err, h->errlen,
+				    "line %lu: not a 'Name: value' header", lineno);
+	if (h->n == MAX_HEADERS)
+		return fail(h->err, h->errlen, "more than %d headers", MAX_HEADERS);
+	h->v[h->n] = strndup(s, l);
+	if (!h->v[h->n])
+		return -ENOMEM;
+	h->n++;
+	return 0;
+}
+
 int parse_header_lines(const char *buf, size_t len, char ***out, char *err, size_t errlen)
 {
-	char **v = calloc(MAX_HEADERS + 1, sizeof(*v));
-	unsigned long lineno = 0;
-	size_t pos = 0, n = 0;
+	struct header_parse h = { .err = err, .errlen = errlen };
+	int r;
 
-	if (!v)
+	h.v = calloc(MAX_HEADERS + 1, sizeof(*h.v));
+	if (!h.v)
 		return -ENOMEM;
-	if (memchr(buf, 0, len)) {
-		free(v);
-		return fail(err, errlen, "contains a NUL byte");
+	r = grpc_header_lines(buf, len, MAX_HEADER_LEN, header_line, &h, err, errlen);
+	if (r) {
+		free_lines(h.v);
+		return r == -E2BIG ? -EINVAL : r;
 	}
-	while (pos < len) {
-		const char *nl = memchr(buf + pos, '\n', len - pos);
-		size_t l = (nl ? (size_t)(nl - buf) : len) - pos;
-		const char *s = buf + pos, *colon;
-
-		lineno++;
-		pos += l + 1;
-		while (l && (s[l - 1] == '\r' || s[l - 1] == ' ' || s[l - 1] == '\t'))
-			l--;
-		while (l && (*s == ' ' || *s == '\t')) {
-			s++;
-			l--;
-		}
-		if (!l || *s == '#')
-			continue;
-		if (l > MAX_HEADER_LEN)
-			goto bad_len;
-		colon = memchr(s, ':', l);
-		if (!colon || colon == s)
-			goto bad;
-		for (const char *p = s; p < colon; p++)	/* RFC 9110 token */
-			if (!isalnum((unsigned char)*p) && !strchr("!#$%&'*+-.^_`|~", *p))
-				goto bad;
-		for (const char *p = colon + 1; p < s + l; p++)
-			if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
-				goto bad;
-		if (n == MAX_HEADERS) {
-			free_lines(v);
-			return fail(err, errlen, "more than %d headers", MAX_HEADERS);
-		}
-		v[n] = strndup(s, l);
-		if (!v[n]) {
-			free_lines(v);
-			return -ENOMEM;
-		}
-		n++;
-	}
-	*out = v;
+	*out = h.v;
 	return 0;
-bad:
-	free_lines(v);
-	return fail(err, errlen, "line %lu: not a 'Name: value' header", lineno);
-bad_len:
-	free_lines(v);
-	return fail(err, errlen, "line %lu: header too long", lineno);
 }

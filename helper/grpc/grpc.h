@@ -118,7 +118,19 @@ struct grpc_metadata {
  */
 int grpc_md_add(struct grpc_metadata *md, const char *name, const char *value,
 		char *err, size_t errlen);
-/* "name: value" lines; blank lines and '#' comments skipped; CRLF ok. */
+/*
+ * Walk header text: one "name: value" per line, CRLF and surrounding
+ * blanks trimmed, blank lines and '#' comments skipped, a NUL byte
+ * refused. fn gets each line (not NUL-terminated), its number and the
+ * offset of its first ':' (> 0); a non-zero return stops the walk and is
+ * returned. A line without a name and ':' fails here (-EINVAL), one
+ * longer than max_line too (-E2BIG), with a message in err.
+ */
+typedef int (*grpc_line_fn)(void *ud, unsigned long lineno, const char *s,
+			    size_t len, size_t colon);
+int grpc_header_lines(const char *text, size_t len, size_t max_line,
+		      grpc_line_fn fn, void *ud, char *err, size_t errlen);
+/* "name: value" lines (grpc_header_lines) into md, each through grpc_md_add. */
 int grpc_md_parse(struct grpc_metadata *md, const char *text, size_t len,
 		  char *err, size_t errlen);
 /* grpc_md_parse() of a file of at most 64 KiB. */

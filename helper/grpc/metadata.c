@@ -131,12 +131,11 @@ out:
 	return ret;
 }
 
-int grpc_md_parse(struct grpc_metadata *md, const char *text, size_t len,
-		  char *err, size_t errlen)
+int grpc_header_lines(const char *text, size_t len, size_t max_line,
+		      grpc_line_fn fn, void *ud, char *err, size_t errlen)
 {
 	unsigned long lineno = 0;
 	size_t pos = 0;
-	char sub[256];
 
 	if (memchr(text, 0, len))
 		return fail(err, errlen, -EINVAL, "contains a NUL byte");
@@ -144,7 +143,6 @@ int grpc_md_parse(struct grpc_metadata *md, const char *text, size_t len,
 		const char *nl = memchr(text + pos, '\n', len - pos);
 		size_t l = (nl ? (size_t)(nl - text) : len) - pos;
 		const char *s = text + pos, *colon;
-		char *line;
 		int ret;
 
 		lineno++;
@@ -157,25 +155,49 @@ int grpc_md_parse(struct grpc_metadata *md, const char *text, size_t len,
 		}
 		if (!l || *s == '#')
 			continue;
-		if (l > GRPC_MD_MAX_LINE)
+		if (l > max_line)
 			return fail(err, errlen, -E2BIG, "line %lu: header too long",
 				    lineno);
 		colon = memchr(s, ':', l);
 		if (!colon || colon == s)
 			return fail(err, errlen, -EINVAL,
 				    "line %lu: not a 'name: value' header", lineno);
-		line = strndup(s, l);
-		if (!line)
-			return -ENOMEM;
-		line[colon - s] = 0;
-		ret = grpc_md_add(md, line, line + (colon - s) + 1, sub, sizeof(sub));
-		free(line);
-		if (ret == -ENOMEM)
-			return ret;
+		ret = fn(ud, lineno, s, l, (size_t)(colon - s));
 		if (ret)
-			return fail(err, errlen, ret, "line %lu: %s", lineno, sub);
+			return ret;
 	}
 	return 0;
+}
+
+struct md_parse {
+	struct grpc_metadata *md;
+	char *err;
+	size_t errlen;
+};
+
+static int md_line(void *ud, unsigned long lineno, const char *s, size_t len,
+		   size_t colon)
+{
+	struct md_parse *p = ud;
+	char sub[256], *line = strndup(s, len);
+	int ret;
+
+	if (!line)
+		return -ENOMEM;
+	line[colon] = 0;
+	ret = grpc_md_add(p->md, line, line + colon + 1, sub, sizeof(sub));
+	free(line);
+	if (ret && ret != -ENOMEM)
+		fail(p->err, p->errlen, ret, "line %lu: %s", lineno, sub);
+	return ret;
+}
+
+int grpc_md_parse(struct grpc_metadata *md, const char *text, size_t len,
+		  char *err, size_t errlen)
+{
+	struct md_parse p = { .md = md, .err = err, .errlen = errlen };
+
+	return grpc_header_lines(text, len, GRPC_MD_MAX_LINE, md_line, &p, err, errlen);
 }
 
 #define MD_FILE_MAX 65536
