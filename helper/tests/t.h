@@ -8,10 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-struct test {
-	const char *name;
-	void (*fn)(void);
-};
+#include "../grpc/tests/tcheck.h"
 
 struct suite {
 	const char *name;
@@ -21,26 +18,6 @@ struct suite {
 };
 
 extern int t_checks_failed;
-
-void t_fail(const char *file, int line, const char *what);
-#define CHECK(c) do { if (!(c)) t_fail(__FILE__, __LINE__, #c); } while (0)
-#define CHECK_INT(a, b) do { \
-	long long _a = (long long)(a), _b = (long long)(b); \
-	if (_a != _b) { \
-		char _m[512]; \
-		snprintf(_m, sizeof(_m), "%s == %s (%lld != %lld)", #a, #b, _a, _b); \
-		t_fail(__FILE__, __LINE__, _m); \
-	} } while (0)
-#define CHECK_STR(a, b) do { \
-	const char *_a = (a), *_b = (b); \
-	if (!_a || !_b || strcmp(_a, _b)) { \
-		char _m[1024]; \
-		snprintf(_m, sizeof(_m), "%s == %s (\"%s\" != \"%s\")", #a, #b, \
-			 _a ? _a : "(null)", _b ? _b : "(null)"); \
-		t_fail(__FILE__, __LINE__, _m); \
-	} } while (0)
-/* Stop the test if a precondition does not hold. */
-#define REQUIRE(c) do { if (!(c)) { t_fail(__FILE__, __LINE__, #c); return; } } while (0)
 
 /* Captured log lines (since the test began). */
 bool t_log_contains(const char *needle);
