@@ -2,10 +2,12 @@
 # make demo: casfs end to end, in a QEMU guest running Debian's kernel.
 #
 # On the host: build the module, casfs-helper and casfsctl; make a small
-# "build output" tree and put its blobs in a local CAS directory
-# (file:// backend), with a manifest. In the guest (tests/demo/demo.sh):
-# mount casfs, start casfs-helper, stage the tree lazily, show that
-# nothing was downloaded, read a few files and show what was fetched.
+# "build output" tree, put its blobs and its REv2 Directory messages in a
+# store for the reference REv2 server (tests/rev2/server.py), with a
+# manifest too. In the guest (tests/demo/10-demo.sh): mount casfs, start
+# the server and casfs-helper on grpc://, materialize the tree lazily from
+# its root Directory digest, show that nothing was downloaded, read a few
+# files and show what was fetched.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -20,9 +22,11 @@ echo "== making a demo output tree and its CAS"
 demo=$top/build/demo
 rm -rf "$demo"
 mkdir -p "$demo/cas/cas" "$demo/tree"
-python3 - "$demo" <<'PY'
+/usr/bin/python3 - "$demo" "$top/tests/rev2" <<'PY'
 import hashlib, os, random, shutil, sys
 demo = sys.argv[1]
+sys.path.insert(0, sys.argv[2])
+import rev2proto as P
 rnd = random.Random(2026)
 files = {}
 for i in range(40):
@@ -41,7 +45,31 @@ for path, data in sorted(files.items()):
     lines.append(f"{h} {len(data)} {mode} {path}\n")
 with open(os.path.join(demo, "manifest"), "w") as f:
     f.writelines(lines)
-print(f"{len(files)} files, {sum(map(len, files.values()))} bytes in the CAS")
+
+# The same tree as REv2 Directory messages, each stored under its digest.
+def put(blob):
+    h = hashlib.sha256(blob).hexdigest()
+    with open(os.path.join(demo, "cas", "cas", h), "wb") as f:
+        f.write(blob)
+    return P.re.Digest(hash=h, size_bytes=len(blob))
+def directory(prefix):
+    d = P.re.Directory()
+    names = sorted({p[len(prefix):].split("/")[0] for p in files if p.startswith(prefix)})
+    for n in names:
+        full = prefix + n
+        if full in files:
+            data = files[full]
+            d.files.add(name=n, digest=P.re.Digest(hash=hashlib.sha256(data).hexdigest(),
+                                                   size_bytes=len(data)),
+                        is_executable=full.startswith("bin/"))
+        else:
+            d.directories.add(name=n, digest=put(directory(full + "/").SerializeToString()))
+    return d
+root = put(directory("").SerializeToString())
+with open(os.path.join(demo, "root-digest"), "w") as f:
+    f.write(f"{root.hash}/{root.size_bytes}\n")
+print(f"{len(files)} files, {sum(map(len, files.values()))} bytes in the CAS; "
+      f"root Directory {root.hash}/{root.size_bytes}")
 PY
 
 rel=${CASFS_DEMO_KERNEL:-$(casfs_test_kernels | head -n 1)}

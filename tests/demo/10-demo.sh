@@ -8,23 +8,21 @@ say() { printf '\n### %s\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 casfs_setup 1g
-trap 'kill $helper 2>/dev/null; wait $helper 2>/dev/null; casfs_cleanup' EXIT
+HELPER_LOG=/tmp/helper.log
+REV2_LOG=/tmp/rev2-server.log
+trap 'casfs_stop_helper; casfs_stop_rev2; casfs_cleanup' EXIT
 
-say "1. a local CAS (file:// backend) and casfs-helper"
-echo "CAS directory: $demo/cas ($(find "$demo/cas" -type f | wc -l) blobs)"
-"$H/casfs-helper" --cas "file://$demo/cas" --cache "$CACHE" --jobs 4 \
-	--stats-file /run/casfs-helper.stats 2>/tmp/helper.log &
-helper=$!
-for _ in $(seq 50); do
-	"$H/casfsctl" stats 2>/dev/null | grep -Eq 'helper_registered +yes' && break
-	sleep 0.1
-done
+say "1. a REv2 CAS (the reference server, on loopback) and casfs-helper on grpc://"
+cp -r "$demo/cas" /tmp/demo-store	# the host tree is read-only here
+casfs_start_rev2 /tmp/demo-store 0 --quiet
+echo "REv2 server: grpc://127.0.0.1:$REV2_PORT ($(find /tmp/demo-store/cas -type f | wc -l) blobs)"
+casfs_start_helper "grpc://127.0.0.1:$REV2_PORT" --jobs 4
+grep -a "CAS" "$HELPER_LOG" | sed 's/^/  /'
 run "$H/casfsctl" stats
 
-say "2. stage the output tree lazily from its manifest"
-head -n 3 "$demo/manifest"
-mkdir -p "$MNT/out"
-run "$H/casfsctl" stage "$MNT/out" "$demo/manifest"
+say "2. materialize the output tree lazily from its root Directory digest"
+root=$(cat "$demo/root-digest")
+run "$H/casfsctl" materialize --config '' --cas "grpc://127.0.0.1:$REV2_PORT" "$root" "$MNT/out"
 run ls -l "$MNT/out/bin" "$MNT/out/data"
 run du -sh --apparent-size "$MNT/out"
 
@@ -40,6 +38,7 @@ ln "$MNT/out/bin/tool" "$MNT/tool-hardlink"
 run stat -c '%n: inode %i, %h links' "$MNT/out/bin/tool" "$MNT/tool-hardlink"
 run "$MNT/tool-hardlink" && echo "(the hard-linked, lazily fetched executable ran)"
 echo "blobs in the cache now: $(ls "$CACHE/blobs" | wc -l) of $(wc -l < "$demo/manifest")"
+run "$H/casfsctl" check --config '' --cas "grpc://127.0.0.1:$REV2_PORT" "$MNT/out"
 run "$H/casfsctl" stats
 echo
 echo "helper log:"
