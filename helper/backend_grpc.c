@@ -29,6 +29,7 @@
 #define MAX_ACTIVE 1024
 #define STREAM_RESUMES 8	/* resumes of one attempt's ByteStream.Read */
 #define CAPS_TIMEOUT_MS 10000
+#define CAPS_PROBE_MS 3000	/* at start-up: do not hold up registering */
 #define CAPS_RETRY_MS 5000
 
 enum gx_state { GX_WAIT_BATCH, GX_WAIT_STREAM, GX_BATCH, GX_STREAM };
@@ -675,7 +676,7 @@ static int caps_probe(struct grpc_be *gb)
 
 	if (caps_req(gb, &req, &len))
 		return -ENOMEM;
-	grpc_unary(gb->conn, REV2_M_CAPS, req, len, CAPS_TIMEOUT_MS, &resp, &rlen, &st);
+	grpc_unary(gb->conn, REV2_M_CAPS, req, len, CAPS_PROBE_MS, &resp, &rlen, &st);
 	free(req);
 	if (st.code == GRPC_OK) {
 		r = caps_apply(gb, resp, rlen);

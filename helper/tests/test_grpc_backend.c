@@ -133,6 +133,37 @@ static void t_sequential(void)
 	env_down(&v);
 }
 
+/* A second helper on the same server after the first exited. */
+static void t_restart(void)
+{
+	enum { N = 40 };
+	size_t sizes[N];
+	uint8_t d[N][32];
+	struct results r = { 0 };
+	struct env v = { 0 };
+	uint64_t t0;
+
+	for (int i = 0; i < N; i++)
+		sizes[i] = 4096;
+	REQUIRE(env_up(&v, sizes, N, d, NULL));
+	for (int round = 0; round < 3; round++) {
+		t0 = mono_ms();
+		REQUIRE(env_engine(&v, 16, 20, NULL) == 0);
+		CHECK(mono_ms() - t0 < 2000);	/* GetCapabilities answered at once */
+		for (int i = 0; i < N; i++) {
+			CHECK_INT(fetch_submit(v.e, d[i], sizes[i], t_cb, &r, (uint64_t)i % NRES), 0);
+			CHECK_INT(t_drain(v.e, 10000), 0);
+		}
+		fetch_engine_free(v.e);
+		v.e = NULL;
+		t_rm_rf(v.cache);
+		mkdir(v.cache, 0755);
+		cache_close(v.c);
+		REQUIRE(cache_open(&v.c, v.cache, 0, 0) == 0);
+	}
+	env_down(&v);
+}
+
 /* A blob over the batch size streams with ByteStream.Read. */
 static void t_stream(void)
 {
@@ -396,6 +427,7 @@ const struct test grpc_backend_tests[] = {
 	{ "batch", t_batch },
 	{ "stream", t_stream },
 	{ "sequential", t_sequential },
+	{ "restart", t_restart },
 	{ "corrupt_eio", t_corrupt },
 	{ "truncate_resumes", t_truncate_resumes },
 	{ "truncate_always_fails", t_truncate_always },

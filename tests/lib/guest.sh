@@ -126,7 +126,7 @@ casfs_start_helper() {
 	"$CASFS_REPO/helper/casfs-helper" --cas "$url" --cache "$CACHE" \
 		--stats-file /run/casfs-helper.stats "$@" >>"$HELPER_LOG" 2>&1 &
 	HELPER_PID=$!
-	for _ in $(seq 100); do
+	for _ in $(seq 300); do
 		"$CASFS_REPO/helper/casfsctl" stats 2>/dev/null |
 			grep -Eq 'helper_registered +yes' && return 0
 		sleep 0.1
