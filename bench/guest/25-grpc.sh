@@ -6,9 +6,10 @@
 #   - N x 4 KiB blobs, 1 and 16 parallel readers (BatchReadBlobs batches
 #     concurrent misses; HTTP needs one GET each);
 #   - one 256 MiB blob (ByteStream.Read vs one GET).
-# A third baseline for the big blob: a grpcio client (Python) reading it
-# from the same server with ByteStream.Read, to separate what the server
-# costs from what casfs and the helper cost.
+# A third baseline, "grpcio-direct": a grpcio client (Python) downloading
+# the same blobs from the same server without casfs (one BatchReadBlobs per
+# blob, 1 or 16 threads; one ByteStream.Read for the big blob), to separate
+# what the server costs from what casfs and the helper cost.
 # Ratios are grpc time / baseline time: below 1 means gRPC is faster.
 # timeout: 3600
 set -euo pipefail
@@ -68,12 +69,35 @@ read_casfs() {
 
 G=grpc://127.0.0.1:$REV2_PORT
 N=http://127.0.0.1:8091
+# direct_small PARALLEL: seconds for a grpcio client to fetch every small
+# blob, one BatchReadBlobs each, PARALLEL threads.
+direct_small() {
+	$PY - "$CASFS_REPO" "$REV2_PORT" "$work/small.manifest" "$1" <<'PY'
+import concurrent.futures, sys, time
+sys.path.insert(0, sys.argv[1] + "/tests/rev2")
+import grpc, rev2proto as P
+ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[2])
+cas = P.svc_grpc.ContentAddressableStorageStub(ch)
+digests = [l.split()[:2] for l in open(sys.argv[3])]
+def get(d):
+    r = cas.BatchReadBlobs(P.svc.BatchReadBlobsRequest(
+        digests=[P.re.Digest(hash=d[0], size_bytes=int(d[1]))]))
+    assert len(r.responses[0].data) == int(d[1])
+t0 = time.time()
+with concurrent.futures.ThreadPoolExecutor(int(sys.argv[4])) as ex:
+    list(ex.map(get, digests))
+print("%.3f" % (time.time() - t0))
+PY
+}
+
 for par in 1 16; do
 	use "$G"
 	g=$(read_casfs small "$par")
 	use "$N"
 	h=$(read_casfs small "$par")
+	d=$(direct_small "$par")
 	ratio "cold read $N4K x 4 KiB, $par reader(s)" "$g" "http" "$h"
+	ratio "cold read $N4K x 4 KiB, $par reader(s)" "$g" "grpcio-direct" "$d"
 	grep -E 'gRPC: .* batches' "$HELPER_LOG" | tail -n 1 | sed 's/^/BENCH-INFO /' || true
 done
 for run in 1 2; do
