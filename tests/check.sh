@@ -64,6 +64,7 @@ fi
 # fuzz-tree-long for longer); skipped without clang.
 if command -v clang >/dev/null; then
 	stage fuzz-tree make -s -C helper fuzz-tree-short FUZZ_SHORT_TIME=20
+	stage fuzz-rev2 make -s -C helper fuzz-rev2-short FUZZ_SHORT_TIME=15
 else
 	echo "SKIP host fuzz-tree: no clang"
 	skipped=$((skipped + 1))
