@@ -26,11 +26,35 @@ elapsed() { local t0=$EPOCHREALTIME; "$@" >/dev/null; awk -v a="$t0" -v b="$EPOC
 
 eval "$($PY "$CASFS_REPO/tests/rev2/treegen.py" big "$work/store" "$NDIRS" "$NFILES" \
 	"$work/files.manifest")"
-# Pages of at most 200 Directories (1.8 MB here): rev2_get_tree sends no
-# page_size and takes messages up to 4 MiB, and the server's default page
-# of 1000 of these directories is 8.8 MB.
-casfs_start_rev2 "$work/store" 0 --tree-page-max 200
+# casfsctl asks for pages of 100 Directories (REV2_TREE_PAGE_SIZE).
+casfs_start_rev2 "$work/store" 0 --quiet
 CAS=grpc://127.0.0.1:$REV2_PORT
+
+# A baseline for what the server itself costs: a grpcio client (Python)
+# reading the same GetTree pages (100 Directories each), without casfs.
+direct_gettree() {
+	$PY - "$CASFS_REPO" "$REV2_PORT" "$ROOT" <<'PY'
+import sys, time
+sys.path.insert(0, sys.argv[1] + "/tests/rev2")
+import grpc, rev2proto as P
+ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[2],
+                           options=[("grpc.max_receive_message_length", 8 << 20)])
+cas = P.svc_grpc.ContentAddressableStorageStub(ch)
+h, s = sys.argv[3].split("/")
+t0, token, n = time.time(), "", 0
+while True:
+    last = None
+    for page in cas.GetTree(P.svc.GetTreeRequest(
+            root_digest=P.re.Digest(hash=h, size_bytes=int(s)), page_size=100,
+            page_token=token)):
+        n += len(page.directories)
+        last = page
+    token = last.next_page_token if last else ""
+    if not token:
+        break
+print("%.3f" % (time.time() - t0))
+PY
+}
 
 for run in 1 2 3; do
 	t_stage=$(elapsed "$H/casfsctl" stage "$MNT/stage$run" "$work/files.manifest")
@@ -40,5 +64,6 @@ for run in 1 2 3; do
 	[ "$(find "$MNT/gettree$run" -type f | wc -l)" = "$N" ] || fail "gettree$run: wrong count"
 	ratio "materialize Tree $NDIRS x $NFILES files (run $run)" "$t_tree" "stage-manifest" "$t_stage"
 	ratio "materialize GetTree $NDIRS x $NFILES (run $run)" "$t_gt" "stage-manifest" "$t_stage"
+	ratio "materialize GetTree $NDIRS x $NFILES (run $run)" "$t_gt" "grpcio-direct" "$(direct_gettree)"
 	rm -rf "${MNT:?}/stage$run" "${MNT:?}/tree$run" "${MNT:?}/gettree$run"
 done
