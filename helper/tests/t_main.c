@@ -152,6 +152,7 @@ static const struct suite suites[] = {
 	{ "netlink", netlink_tests, NULL },
 	{ "fetch_file", fetch_file_tests, NULL },
 	{ "http", http_tests, http_skip },
+	{ "rev2", rev2_tests, NULL },
 	{ "grpc_backend", grpc_backend_tests, grpc_backend_skip },
 	{ "cli", cli_tests, cli_skip },
 	{ "ctl_rev2", ctl_rev2_tests, ctl_rev2_skip },
