@@ -6,6 +6,7 @@
  * its stats file and a clean exit on SIGTERM.
  */
 #include "t.h"
+#include "run_util.h"
 #include "../common.h"
 #include "../stats.h"
 
@@ -35,133 +36,74 @@ const char *cli_skip(void)
 	return NULL;
 }
 
-/* Start argv with stdin from in_path (or /dev/null), output to out/err files. */
-static pid_t spawn(char *const argv[], const char *in_path, const char *out,
-		   const char *err)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		int i = open(in_path ? in_path : "/dev/null", O_RDONLY);
-		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		dup2(i, 0);
-		dup2(o, 1);
-		dup2(e, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-struct run {
-	int status;
-	char *out, *err;
-};
-
-static void run_free(struct run *r)
-{
-	free(r->out);
-	free(r->err);
-}
-
 /* Run to completion; stdin gets `input` if not NULL. */
-static struct run run(char *const argv[], const char *input)
+static struct t_run run(char *const argv[], const char *input)
 {
-	const char *dir = t_tmpdir();
-	char in[300], out[300], err[300];
-	struct run r = { .status = -1 };
-	size_t len;
-	int st;
-	pid_t pid;
-
-	snprintf(in, sizeof(in), "%s/in", dir);
-	snprintf(out, sizeof(out), "%s/out", dir);
-	snprintf(err, sizeof(err), "%s/err", dir);
-	if (input)
-		t_write_file(in, input, strlen(input), 0644);
-	pid = spawn(argv, input ? in : NULL, out, err);
-	if (pid > 0 && waitpid(pid, &st, 0) == pid)
-		r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	r.out = t_read_file(out, &len);
-	r.err = t_read_file(err, &len);
-	if (!r.out)
-		r.out = strdup("");
-	if (!r.err)
-		r.err = strdup("");
-	return r;
+	return t_run(argv, input, t_tmpdir());
 }
-
-#define CONTAINS(hay, needle) do { \
-	if (!strstr((hay), (needle))) { \
-		char _m[2048]; \
-		snprintf(_m, sizeof(_m), "'%s' not in output:\n%s", (needle), (hay)); \
-		t_fail(__FILE__, __LINE__, _m); \
-	} } while (0)
 
 #define H1 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define H2 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 static void t_ctl_usage(void)
 {
-	struct run r;
+	struct t_run r;
 
 	r = run((char *[]){ (char *)ctl(), NULL }, NULL);
 	CHECK_INT(r.status, 2);
-	CONTAINS(r.err, "usage: casfsctl stage");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "usage: casfsctl stage");
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "frobnicate", NULL }, NULL);
 	CHECK_INT(r.status, 2);
-	CONTAINS(r.err, "unknown command 'frobnicate'");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "unknown command 'frobnicate'");
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "--help", NULL }, NULL);
 	CHECK_INT(r.status, 0);
-	CONTAINS(r.out, "prefetch");
-	run_free(&r);
+	CHECK_CONTAINS(r.out, "prefetch");
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "stage", NULL }, NULL);
 	CHECK_INT(r.status, 2);
-	run_free(&r);
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "prefetch", "--jobs", "0", "/tmp", NULL }, NULL);
 	CHECK_INT(r.status, 2);
-	run_free(&r);
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "prefetch", "--regex", "(", "/tmp", NULL }, NULL);
 	CHECK_INT(r.status, 2);
-	CONTAINS(r.err, "--regex");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "--regex");
+	t_run_free(&r);
 }
 
 static void t_ctl_stage_checks(void)
 {
 	const char *dir = t_tmpdir();
-	struct run r;
+	struct t_run r;
 	char mf[300];
 
 	/* a bad line: its number */
 	r = run((char *[]){ (char *)ctl(), "stage", (char *)dir, NULL },
 		"# header\n" H1 " 1 0644 a\n" H2 " 1 0999 b\n");
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "-:3: mode '0999' is not octal");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "-:3: mode '0999' is not octal");
+	t_run_free(&r);
 	/* from a file: its name */
 	snprintf(mf, sizeof(mf), "%s/m", t_tmpdir());
 	t_write_file(mf, H1 " 1 0644 ../x\n", strlen(H1 " 1 0644 ../x\n"), 0644);
 	r = run((char *[]){ (char *)ctl(), "stage", (char *)dir, mf, NULL }, NULL);
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "/m:1: '..' path component");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "/m:1: '..' path component");
+	t_run_free(&r);
 	/* duplicates */
 	r = run((char *[]){ (char *)ctl(), "stage", (char *)dir, NULL },
 		H1 " 1 0644 x/a\n" H2 " 2 0644 y\n" H2 " 3 0600 x/a\n");
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "-:3: x/a: duplicate (also line 1)");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "-:3: x/a: duplicate (also line 1)");
+	t_run_free(&r);
 	/* a file that is also a parent */
 	r = run((char *[]){ (char *)ctl(), "stage", (char *)dir, NULL },
 		H1 " 1 0644 p/q\n" H2 " 2 0644 p/q/r/s\n");
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "p/q/r/s: a parent is also a file");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "p/q/r/s: a parent is also a file");
+	t_run_free(&r);
 	/* a long line */
 	{
 		char *big = malloc(10000);
@@ -171,8 +113,8 @@ static void t_ctl_stage_checks(void)
 		big[9999] = 0;
 		r = run((char *[]){ (char *)ctl(), "stage", (char *)dir, NULL }, big);
 		CHECK_INT(r.status, 1);
-		CONTAINS(r.err, "-:1: line longer than 8192 bytes");
-		run_free(&r);
+		CHECK_CONTAINS(r.err, "-:1: line longer than 8192 bytes");
+		t_run_free(&r);
 		free(big);
 	}
 	CHECK_INT(t_count_dir(dir), 0);	/* nothing was created */
@@ -183,7 +125,7 @@ static void t_ctl_stage_not_casfs(void)
 	/* Nested directories pass the checks (regression: a false "parent is a
 	 * file"); then the target is found not to be casfs before any mkdir. */
 	const char *dir = t_tmpdir();
-	struct run r;
+	struct t_run r;
 
 	r = run((char *[]){ (char *)ctl(), "stage", (char *)dir, NULL },
 		H1 " 1 0644 d1/sub dir/file1\n"
@@ -192,10 +134,10 @@ static void t_ctl_stage_not_casfs(void)
 		H2 " 4 0644 top\n"
 		H1 " 5 0644 d1/x/y/z\n");
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "not a directory on casfs");
+	CHECK_CONTAINS(r.err, "not a directory on casfs");
 	CHECK(!strstr(r.err, "parent"));
 	CHECK_INT(t_count_dir(dir), 0);
-	run_free(&r);
+	t_run_free(&r);
 	/* a DIR to create: probed on its deepest existing ancestor first */
 	{
 		char sub[300];
@@ -203,21 +145,21 @@ static void t_ctl_stage_not_casfs(void)
 		snprintf(sub, sizeof(sub), "%s/new/dir//", dir);
 		r = run((char *[]){ (char *)ctl(), "stage", sub, NULL }, H1 " 1 0644 a\n");
 		CHECK_INT(r.status, 1);
-		CONTAINS(r.err, "new/dir//: not a directory on casfs");
+		CHECK_CONTAINS(r.err, "new/dir//: not a directory on casfs");
 		CHECK_INT(t_count_dir(dir), 0);
-		run_free(&r);
+		t_run_free(&r);
 	}
 	/* an empty manifest is fine, but still not casfs */
 	r = run((char *[]){ (char *)ctl(), "stage", (char *)dir, NULL }, "");
 	CHECK_INT(r.status, 1);
-	run_free(&r);
+	t_run_free(&r);
 }
 
 static void t_ctl_digest_prefetch_local(void)
 {
 	const char *dir = t_tmpdir();
 	char f[300], g[300];
-	struct run r;
+	struct t_run r;
 
 	snprintf(f, sizeof(f), "%s/file", dir);
 	snprintf(g, sizeof(g), "%s/sub", dir);
@@ -227,31 +169,31 @@ static void t_ctl_digest_prefetch_local(void)
 	t_write_file(g, "x", 1, 0644);
 	r = run((char *[]){ (char *)ctl(), "digest", f, NULL }, NULL);
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "no casfs digest");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "no casfs digest");
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "digest", (char *)dir, NULL }, NULL);
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "not a regular file");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "not a regular file");
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "prefetch", "--jobs", "4", (char *)dir, NULL }, NULL);
 	CHECK_INT(r.status, 0);
-	CONTAINS(r.out, "prefetched 0 of 0 files (0 bytes), 0 errors, 0 already present, "
+	CHECK_CONTAINS(r.out, "prefetched 0 of 0 files (0 bytes), 0 errors, 0 already present, "
 			"2 not CAS-backed");
-	run_free(&r);
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "prefetch", "-r", "\\.o$", (char *)dir, NULL }, NULL);
 	CHECK_INT(r.status, 0);
-	CONTAINS(r.out, "1 not CAS-backed");
-	run_free(&r);
+	CHECK_CONTAINS(r.out, "1 not CAS-backed");
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "prefetch", "/nonexistent", NULL }, NULL);
 	CHECK_INT(r.status, 1);
-	run_free(&r);
+	t_run_free(&r);
 }
 
 static void t_ctl_stats(void)
 {
 	const char *dir = t_tmpdir();
 	char sf[300];
-	struct run r;
+	struct t_run r;
 
 	snprintf(sf, sizeof(sf), "%s/h.stats", dir);
 	stats.requests = 5;
@@ -259,60 +201,60 @@ static void t_ctl_stats(void)
 	REQUIRE(stats_write(sf) == 0);
 	r = run((char *[]){ (char *)ctl(), "stats", "--stats-file", sf, NULL }, NULL);
 	CHECK_INT(r.status, 0);
-	CONTAINS(r.out, "kernel (casfs.ko): not loaded");
-	CONTAINS(r.out, "helper (");
-	CONTAINS(r.out, "  requests               5\n");
-	CONTAINS(r.out, "  latency_p50_ms         3.");
-	run_free(&r);
+	CHECK_CONTAINS(r.out, "kernel (casfs.ko): not loaded");
+	CHECK_CONTAINS(r.out, "helper (");
+	CHECK_CONTAINS(r.out, "  requests               5\n");
+	CHECK_CONTAINS(r.out, "  latency_p50_ms         3.");
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "stats", "--stats-file", "/nonexistent", NULL }, NULL);
 	CHECK_INT(r.status, 0);
-	CONTAINS(r.out, "helper: no statistics");
-	run_free(&r);
+	CHECK_CONTAINS(r.out, "helper: no statistics");
+	t_run_free(&r);
 }
 
 static void t_helper_args(void)
 {
 	const char *dir = t_tmpdir();
 	char conf[300];
-	struct run r;
+	struct t_run r;
 
 	r = run((char *[]){ (char *)helper(), NULL }, NULL);
 	CHECK_INT(r.status, 2);
-	CONTAINS(r.err, "casfs-helper: --cas URL is required");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "casfs-helper: --cas URL is required");
+	t_run_free(&r);
 	r = run((char *[]){ (char *)helper(), "--help", NULL }, NULL);
 	CHECK_INT(r.status, 0);
-	CONTAINS(r.out, "--max-cache-bytes");
-	run_free(&r);
+	CHECK_CONTAINS(r.out, "--max-cache-bytes");
+	t_run_free(&r);
 	r = run((char *[]){ (char *)helper(), "--jobs", "x", NULL }, NULL);
 	CHECK_INT(r.status, 2);
-	run_free(&r);
+	t_run_free(&r);
 	snprintf(conf, sizeof(conf), "%s/helper.conf", dir);
 	t_write_file(conf, "cas = file:///x\nnonsense\n", 25, 0644);
 	r = run((char *[]){ (char *)helper(), "--config", conf, NULL }, NULL);
 	CHECK_INT(r.status, 2);
-	CONTAINS(r.err, "helper.conf:2: expected 'key = value'");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "helper.conf:2: expected 'key = value'");
+	t_run_free(&r);
 }
 
 static void t_helper_refusals(void)
 {
 	const char *cache = t_tmpdir();
 	char c2[300];
-	struct run r;
+	struct t_run r;
 
 	r = run((char *[]){ (char *)helper(), "--cas", "ftp://x/", "--cache", (char *)cache,
 			    "--stats-file", "none", NULL }, NULL);
 	CHECK_INT(r.status, 78);
-	CONTAINS(r.err, "unsupported URL");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "unsupported URL");
+	t_run_free(&r);
 	snprintf(c2, sizeof(c2), "%s", t_tmpdir());
 	chmod(c2, 0777);
 	r = run((char *[]){ (char *)helper(), "--cas", "file:///x", "--cache", c2,
 			    "--stats-file", "none", NULL }, NULL);
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "group- or other-writable");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "group- or other-writable");
+	t_run_free(&r);
 }
 
 static bool wait_for(const char *path, const char *needle, unsigned ms)
@@ -345,7 +287,7 @@ static void t_helper_waits_for_module(void)
 	mkdir(stale, 0700);
 	snprintf(stale, sizeof(stale), "%s/tmp/old.1.1", cache);
 	t_write_file(stale, "x", 1, 0600);
-	pid = spawn((char *[]){ (char *)helper(), "--cas", url, "--cache", (char *)cache,
+	pid = t_spawn((char *[]){ (char *)helper(), "--cas", url, "--cache", (char *)cache,
 				"--stats-file", sf, "--instance", "i1", NULL },
 		    NULL, out, err);
 	REQUIRE(pid > 0);

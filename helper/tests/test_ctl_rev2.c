@@ -10,6 +10,7 @@
  */
 #include "t.h"
 #include "rev2_server.h"
+#include "run_util.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -32,60 +33,13 @@ const char *ctl_rev2_skip(void)
 	return t_rev2_skip();
 }
 
-struct run {
-	int status;
-	char *out, *err;
-};
-
-static void run_free(struct run *r)
-{
-	free(r->out);
-	free(r->err);
-}
-
 /* Output files of run(): one directory per test (t_tmpdir() has a cap). */
 static const char *rundir;
 
-static struct run run(char *const argv[])
+static struct t_run run(char *const argv[])
 {
-	const char *dir = rundir ? rundir : (rundir = t_tmpdir());
-	char out[300], err[300];
-	struct run r = { .status = -1 };
-	size_t len;
-	int st;
-	pid_t pid;
-
-	snprintf(out, sizeof(out), "%s/out", dir);
-	snprintf(err, sizeof(err), "%s/err", dir);
-	pid = fork();
-	if (pid == 0) {
-		int i = open("/dev/null", O_RDONLY);
-		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		dup2(i, 0);
-		dup2(o, 1);
-		dup2(e, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	if (pid > 0 && waitpid(pid, &st, 0) == pid)
-		r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	r.out = t_read_file(out, &len);
-	r.err = t_read_file(err, &len);
-	if (!r.out)
-		r.out = strdup("");
-	if (!r.err)
-		r.err = strdup("");
-	return r;
+	return t_run(argv, NULL, rundir ? rundir : (rundir = t_tmpdir()));
 }
-
-#define CONTAINS(hay, needle) do { \
-	if (!strstr((hay), (needle))) { \
-		char _m[2048]; \
-		snprintf(_m, sizeof(_m), "'%s' not in output:\n%s", (needle), (hay)); \
-		t_fail(__FILE__, __LINE__, _m); \
-	} } while (0)
 
 /* The server on ROOT (a fresh temp dir), port 0, quiet. */
 static bool srv_start(struct t_rev2 *s, const char *root)
@@ -121,20 +75,20 @@ static void t_usage(void)
 {
 	const char *d = t_tmpdir();
 	char cfg[300];
-	struct run r;
+	struct t_run r;
 
 	rundir = NULL;
 	r = run((char *[]){ (char *)ctl(), "materialize", NULL });
 	CHECK_INT(r.status, 2);
-	CONTAINS(r.err, "casfsctl materialize");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "casfsctl materialize");
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "materialize", "abc/1", "/tmp/x", NULL });
 	CHECK_INT(r.status, 2);
-	CONTAINS(r.err, "bad digest 'abc/1'");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "bad digest 'abc/1'");
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "materialize", "--frob", NULL });
 	CHECK_INT(r.status, 2);
-	run_free(&r);
+	t_run_free(&r);
 	/* no CAS anywhere (an empty config file instead of the default) */
 	snprintf(cfg, sizeof(cfg), "%s/empty.conf", d);
 	t_write_file(cfg, "", 0, 0644);
@@ -142,30 +96,30 @@ static void t_usage(void)
 			    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855/0",
 			    "/tmp/x", NULL });
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "no CAS");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "no CAS");
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "check", "--config", cfg, "--cas",
 			    "http://user:secret@127.0.0.1:1", "/tmp", NULL });
 	CHECK_INT(r.status, 3);
-	CONTAINS(r.err, "need a grpc:// or grpcs:// CAS");
+	CHECK_CONTAINS(r.err, "need a grpc:// or grpcs:// CAS");
 	CHECK(!strstr(r.err, "secret"));
-	run_free(&r);
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "check", "--config", cfg, NULL });
 	CHECK_INT(r.status, 2);
-	run_free(&r);
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "stage", "/tmp/x", "--action", "a/1",
 			    "--action-result", "f", NULL });
 	CHECK_INT(r.status, 2);
-	run_free(&r);
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "stage", "--action", NULL });
 	CHECK_INT(r.status, 2);
-	run_free(&r);
+	t_run_free(&r);
 	/* a bad option value from the config file names file and line */
 	t_write_file(cfg, "timeout = 0\n", 12, 0644);
 	r = run((char *[]){ (char *)ctl(), "check", "--config", cfg, "/tmp", NULL });
 	CHECK_INT(r.status, 3);
-	CONTAINS(r.err, "empty.conf:1");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "empty.conf:1");
+	t_run_free(&r);
 }
 
 static void t_malicious_refused(void)
@@ -178,7 +132,7 @@ static void t_malicious_refused(void)
 	const char *d = t_tmpdir();
 	char store[300], args[600], tree[200], root[200], out[300];
 	struct t_rev2 s;
-	struct run r;
+	struct t_run r;
 	struct stat st;
 
 	rundir = NULL;
@@ -193,15 +147,15 @@ static void t_malicious_refused(void)
 		r = run((char *[]){ (char *)ctl(), "materialize", "--config", "", "--cas", s.url,
 				    "--tree", tree, out, NULL });
 		CHECK_INT(r.status, 1);
-		CONTAINS(r.err, "refused");
-		CONTAINS(r.err, why[i]);
-		run_free(&r);
+		CHECK_CONTAINS(r.err, "refused");
+		CHECK_CONTAINS(r.err, why[i]);
+		t_run_free(&r);
 		r = run((char *[]){ (char *)ctl(), "materialize", "--config", "", "--cas", s.url,
 				    root, out, NULL });
 		CHECK_INT(r.status, 1);
-		CONTAINS(r.err, "refused");
-		CONTAINS(r.err, why[i]);
-		run_free(&r);
+		CHECK_CONTAINS(r.err, "refused");
+		CHECK_CONTAINS(r.err, why[i]);
+		t_run_free(&r);
 		CHECK(stat(out, &st) < 0);	/* nothing created, not even PATH */
 	}
 	/* what the policy allows passes the checks (and then finds no casfs) */
@@ -210,8 +164,8 @@ static void t_malicious_refused(void)
 	r = run((char *[]){ (char *)ctl(), "materialize", "--config", "", "--cas", s.url,
 			    "--tree", "--allow-escaping-symlinks", tree, out, NULL });
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "not a directory on casfs");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "not a directory on casfs");
+	t_run_free(&r);
 	t_rev2_stop(&s);
 }
 
@@ -220,7 +174,7 @@ static void t_good_tree_and_config(void)
 	const char *d = t_tmpdir();
 	char store[300], args[600], tree[200], root[200], cfg[300], text[200], out[300];
 	struct t_rev2 s;
-	struct run r;
+	struct t_run r;
 
 	rundir = NULL;
 	snprintf(store, sizeof(store), "%s/store", d);
@@ -238,36 +192,36 @@ static void t_good_tree_and_config(void)
 	r = run((char *[]){ (char *)ctl(), "materialize", "--config", cfg, "--tree", tree, out,
 			    NULL });
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "not a directory on casfs");	/* checked and found fine */
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "not a directory on casfs");	/* checked and found fine */
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "materialize", "--config", cfg, root, out, NULL });
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "not a directory on casfs");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "not a directory on casfs");
+	t_run_free(&r);
 	/* a Tree digest that is not in the CAS, and a Directory as a Tree */
 	r = run((char *[]){ (char *)ctl(), "materialize", "--config", cfg, "--tree",
 			    "0000000000000000000000000000000000000000000000000000000000000000/5",
 			    out, NULL });
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "NOT_FOUND");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "NOT_FOUND");
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "materialize", "--config", cfg, "--tree", root, out,
 			    NULL });
 	CHECK_INT(r.status, 1);	/* a Directory read as a Tree: some clean error */
-	CONTAINS(r.err, "casfsctl: ");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "casfsctl: ");
+	t_run_free(&r);
 	/* check: nothing CAS-backed on the host */
 	r = run((char *[]){ (char *)ctl(), "check", "--config", cfg, (char *)d, NULL });
 	CHECK_INT(r.status, 0);
-	CONTAINS(r.out, "checked 0 CAS-backed files (0 distinct blobs): 0 missing");
-	run_free(&r);
+	CHECK_CONTAINS(r.out, "checked 0 CAS-backed files (0 distinct blobs): 0 missing");
+	t_run_free(&r);
 	t_rev2_stop(&s);
 	/* the server gone: a clean error within the timeout */
 	r = run((char *[]){ (char *)ctl(), "materialize", "--config", cfg, "--timeout", "2",
 			    root, out, NULL });
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "GetTree");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "GetTree");
+	t_run_free(&r);
 }
 
 static void t_action_result(void)
@@ -275,7 +229,7 @@ static void t_action_result(void)
 	const char *d = t_tmpdir();
 	char store[300], args[700], action[200], arfile[300], bad[300], out[300];
 	struct t_rev2 s;
-	struct run r;
+	struct t_run r;
 
 	rundir = NULL;
 	snprintf(store, sizeof(store), "%s/store", d);
@@ -289,27 +243,27 @@ static void t_action_result(void)
 	r = run((char *[]){ (char *)ctl(), "stage", out, "--config", "", "--cas", s.url,
 			    "--action", action, NULL });
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "not a directory on casfs");	/* fetched and checked */
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "not a directory on casfs");	/* fetched and checked */
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "stage", out, "--config", "", "--cas", s.url,
 			    "--action-result", arfile, NULL });
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "not a directory on casfs");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "not a directory on casfs");
+	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "stage", out, "--config", "", "--cas", s.url,
 			    "--action",
 			    "1111111111111111111111111111111111111111111111111111111111111111/3",
 			    NULL });
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "not in the action cache");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "not in the action cache");
+	t_run_free(&r);
 	/* hostile ActionResults need no server at all */
 	t_write_file(bad, "\x12\x09", 2, 0644);
 	r = run((char *[]){ (char *)ctl(), "stage", out, "--config", "", "--action-result", bad,
 			    NULL });
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "ActionResult: malformed");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "ActionResult: malformed");
+	t_run_free(&r);
 	/* OutputFile{path "../x", digest{hash 64 x 'a'}} */
 	{
 		char m[128] = "\x12\x4a\x0a\x04../x\x12\x42\x0a\x40";
@@ -320,8 +274,8 @@ static void t_action_result(void)
 	r = run((char *[]){ (char *)ctl(), "stage", out, "--config", "", "--action-result", bad,
 			    NULL });
 	CHECK_INT(r.status, 1);
-	CONTAINS(r.err, "output '../x': '..' path component");
-	run_free(&r);
+	CHECK_CONTAINS(r.err, "output '../x': '..' path component");
+	t_run_free(&r);
 	t_rev2_stop(&s);
 }
 
