@@ -23,11 +23,7 @@ REF=$(casfs_ref_tmpfs)
 mount -o remount,size=3g "$REF"
 mkdir -p "$work/cas/cas"
 
-ratio() {	# NAME CASFS_SECONDS BASE_NAME BASE_SECONDS
-	awk -v n="$1" -v c="$2" -v bn="$3" -v b="$4" 'BEGIN {
-		printf "BENCH %-44s casfs %8.3fs  %s %8.3fs  ratio %.3f\n", n, c, bn, b, c / b }'
-}
-elapsed() { local t0=$EPOCHREALTIME; "$@" >/dev/null; awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.3f", b - a}'; }
+. "$CASFS_REPO/bench/lib.sh"
 
 # ---- staging vs writing -------------------------------------------------
 $PY - "$work" "$NSTAGE" <<'PY'

@@ -22,11 +22,8 @@ casfs_setup 2g
 trap 'casfs_stop_helper; casfs_stop_nginx; casfs_stop_rev2; casfs_cleanup; rm -rf "$work"' EXIT
 mkdir -p "$work/store/cas"
 
-ratio() {	# NAME GRPC_SECONDS BASE_NAME BASE_SECONDS
-	awk -v n="$1" -v c="$2" -v bn="$3" -v b="$4" 'BEGIN {
-		printf "BENCH %-40s grpc %8.3fs  %s %8.3fs  ratio %.3f\n", n, c, bn, b, c / b }'
-}
-elapsed() { local t0=$EPOCHREALTIME; "$@" >/dev/null; awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.3f", b - a}'; }
+. "$CASFS_REPO/bench/lib.sh"
+BENCH_SUBJECT=grpc
 
 $PY - "$work" "$N4K" <<'PY'
 import hashlib, os, sys

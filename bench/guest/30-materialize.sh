@@ -18,11 +18,7 @@ casfs_setup 1g
 trap 'casfs_stop_rev2; casfs_cleanup; rm -rf "$work"' EXIT
 mkdir -p "$work/store"
 
-ratio() {	# NAME CASFS_SECONDS BASE_NAME BASE_SECONDS
-	awk -v n="$1" -v c="$2" -v bn="$3" -v b="$4" 'BEGIN {
-		printf "BENCH %-44s casfs %8.3fs  %s %8.3fs  ratio %.3f\n", n, c, bn, b, c / b }'
-}
-elapsed() { local t0=$EPOCHREALTIME; "$@" >/dev/null; awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.3f", b - a}'; }
+. "$CASFS_REPO/bench/lib.sh"
 
 eval "$($PY "$CASFS_REPO/tests/rev2/treegen.py" big "$work/store" "$NDIRS" "$NFILES" \
 	"$work/files.manifest")"
