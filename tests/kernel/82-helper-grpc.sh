@@ -8,18 +8,8 @@
 . "$(dirname "$0")/../lib/guest.sh"
 H=$CASFS_REPO/helper
 [ -x "$H/casfs-helper" ] || fail "helper not built (make -C helper)"
-work=/tmp/grpc-e2e
 PORT=9092
-HELPER_LOG=$work/helper.log
-REV2_LOG=$work/server.log
-cleanup() {
-	casfs_stop_helper KILL
-	casfs_stop_rev2
-	wait 2>/dev/null
-	casfs_cleanup
-	rm -rf "$work"
-}
-trap cleanup EXIT
+casfs_rev2_frame /tmp/grpc-e2e
 mkdir -p "$work/store/cas"
 casfs_load
 CACHE=$(casfs_new_cache 512m)

@@ -11,18 +11,7 @@ H=$CASFS_REPO/helper
 C=$H/casfsctl
 G="$PY $CASFS_REPO/tests/rev2/treegen.py"
 [ -x "$C" ] || fail "casfsctl not built (make -C helper)"
-work=/tmp/rev2-mat
-HELPER_LOG=$work/helper.log
-REV2_LOG=$work/server.log
-cleanup() {
-	casfs_stop_helper KILL
-	casfs_stop_rev2
-	wait 2>/dev/null
-	casfs_cleanup
-	rm -rf "$work"
-}
-trap cleanup EXIT
-rm -rf "$work"
+casfs_rev2_frame /tmp/rev2-mat
 mkdir -p "$work/store"
 casfs_load
 CACHE=$(casfs_new_cache 512m)

@@ -20,18 +20,7 @@ for f in store/ac store/cas expected actions; do
 		fail "$OUT/$f is missing: run tests/rev2/bazel-grpc-test.sh on the host first"
 done
 [ -x "$H/casfs-helper" ] && [ -x "$H/casfsctl" ] || fail "helper not built (make -C helper)"
-work=/tmp/bazel-grpc
-HELPER_LOG=$work/helper.log
-REV2_LOG=$work/server.log
-cleanup() {
-	casfs_stop_helper KILL
-	casfs_stop_rev2
-	wait 2>/dev/null
-	casfs_cleanup
-	rm -rf "$work"
-}
-trap cleanup EXIT
-mkdir -p "$work"
+casfs_rev2_frame /tmp/bazel-grpc
 cp -r "$OUT/store" "$work/store"	# the host tree is read-only here
 casfs_load
 CACHE=$(casfs_new_cache 512m)

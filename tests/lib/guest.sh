@@ -176,3 +176,24 @@ casfs_stop_rev2() {
 		REV2_PID=
 	fi
 }
+
+# casfs_rev2_frame WORKDIR: the frame of a test that runs the REv2 server
+# and the helper. WORKDIR (made afresh, exported as $work) holds their logs
+# ($HELPER_LOG, $REV2_LOG). On exit both are stopped (the helper with
+# SIGKILL, as a crash would), casfs is cleaned up and WORKDIR removed.
+casfs_rev2_frame() {
+	work=$1
+	HELPER_LOG=$work/helper.log
+	REV2_LOG=$work/server.log
+	trap casfs_rev2_teardown EXIT
+	rm -rf "$work"
+	mkdir -p "$work"
+}
+
+casfs_rev2_teardown() {
+	casfs_stop_helper KILL
+	casfs_stop_rev2
+	wait 2>/dev/null
+	casfs_cleanup
+	rm -rf "$work"
+}
