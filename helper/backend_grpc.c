@@ -61,6 +61,7 @@ struct grpc_be;
 
 struct gbatch {
 	struct grpc_be *gb;
+	struct gbatch *next, *prev;	/* in gb->batches while on the wire */
 	struct grpc_call *call;
 	struct gx **x;		/* NULL where a job was cancelled */
 	size_t n;
@@ -80,12 +81,13 @@ struct grpc_be {
 	 * taking a call of its own.
 	 */
 	unsigned batch_calls, max_batch_calls;
+	struct gbatch *batches;	/* on the wire: freed by destroy if never done */
 	struct gx_queue wait_batch, wait_stream;
 	struct rev2_caps caps;
 	bool have_caps, no_sha256;
 	struct grpc_call *caps_call;
 	uint64_t caps_next_ms;
-	uint64_t batches, batched_blobs, streams, resumes;
+	uint64_t nbatches, batched_blobs, streams, resumes;
 };
 
 static void q_add(struct gx_queue *q, struct gx *x)
@@ -278,6 +280,25 @@ static int batch_msg(void *ud, const uint8_t *m, size_t n, bool compressed)
 	return 0;
 }
 
+static void batch_link(struct grpc_be *gb, struct gbatch *bt)
+{
+	bt->prev = NULL;
+	bt->next = gb->batches;
+	if (gb->batches)
+		gb->batches->prev = bt;
+	gb->batches = bt;
+}
+
+static void batch_unlink(struct grpc_be *gb, struct gbatch *bt)
+{
+	if (bt->prev)
+		bt->prev->next = bt->next;
+	else
+		gb->batches = bt->next;
+	if (bt->next)
+		bt->next->prev = bt->prev;
+}
+
 static void batch_done(void *ud, const struct grpc_status *st)
 {
 	struct gbatch *bt = ud;
@@ -285,6 +306,7 @@ static void batch_done(void *ud, const struct grpc_status *st)
 
 	gb->calls--;
 	gb->batch_calls--;
+	batch_unlink(gb, bt);
 	for (size_t i = 0; i < bt->n; i++) {
 		struct gx *x = bt->x[i];
 
@@ -368,7 +390,8 @@ static void batch_send(struct grpc_be *gb)
 		goto fail_sent;
 	gb->calls++;
 	gb->batch_calls++;
-	gb->batches++;
+	batch_link(gb, bt);
+	gb->nbatches++;
 	gb->batched_blobs += n;
 	log_dbg("BatchReadBlobs: %zu blobs, %" PRIu64 " bytes", n, total);
 	return;
@@ -623,10 +646,18 @@ static void g_destroy(struct backend *b)
 		log_info("gRPC: %" PRIu64 " calls (%" PRIu64 " failed), %" PRIu64
 			 " batches of %" PRIu64 " blobs, %" PRIu64 " streams, %" PRIu64
 			 " resumes, %" PRIu64 " connects, %" PRIu64 " GOAWAYs",
-			 s.calls_started, s.calls_failed, gb->batches, gb->batched_blobs,
+			 s.calls_started, s.calls_failed, gb->nbatches, gb->batched_blobs,
 			 gb->streams, gb->resumes, s.connects, s.goaways);
 		/* Calls still open are dropped without callbacks. */
 		grpc_conn_free(gb->conn);
+	}
+	/* Their jobs were cancelled (g_cancel) before we got here. */
+	while (gb->batches) {
+		struct gbatch *bt = gb->batches;
+
+		batch_unlink(gb, bt);
+		free(bt->x);
+		free(bt);
 	}
 	grpc_md_free(&gb->md);
 	free(gb->instance);
