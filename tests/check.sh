@@ -34,6 +34,10 @@ stage() {
 	return $rc
 }
 
+# The README's commands start with install-deps.sh: it must pass in a plain
+# shell with default signal dispositions, and no script may put an early-
+# stopping reader after a writer under pipefail (issue 13).
+stage install-deps tests/install-deps-test.sh
 stage build-modules tests/build-modules.sh
 built=$?
 stage checkpatch tests/checkpatch.sh

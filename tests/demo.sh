@@ -72,7 +72,9 @@ print(f"{len(files)} files, {sum(map(len, files.values()))} bytes in the CAS; "
       f"root Directory {root.hash}/{root.size_bytes}")
 PY
 
-rel=${CASFS_DEMO_KERNEL:-$(casfs_test_kernels | head -n 1)}
+# The first test kernel; sed reads the whole list (head would stop early and
+# could kill the writer with SIGPIPE under pipefail).
+rel=${CASFS_DEMO_KERNEL:-$(casfs_test_kernels | sed -n 1p)}
 echo "== booting Debian kernel $rel in QEMU (software emulation; ~1 minute)"
 export CASFS_TESTS_DIR=$top/tests/demo CASFS_DEMO_DIR=$demo
 export CASFS_VM_OUT=$demo/logs

@@ -24,8 +24,9 @@ rc=0
 for rel in $(casfs_test_kernels); do
 	if dkms build "casfs/$version" -k "$rel" >/tmp/casfs-dkms.log 2>&1 &&
 	   dkms install "casfs/$version" -k "$rel" >>/tmp/casfs-dkms.log 2>&1 &&
-	   modinfo -k "$rel" -F filename casfs | grep -q "/updates/dkms/casfs.ko"; then
-		echo "dkms: built and installed for $rel: $(modinfo -k "$rel" -F filename casfs)"
+	   modfile=$(modinfo -k "$rel" -F filename casfs) &&
+	   [[ $modfile == */updates/dkms/casfs.ko* ]]; then
+		echo "dkms: built and installed for $rel: $modfile"
 	else
 		cat /tmp/casfs-dkms.log
 		echo "dkms: FAILED for $rel" >&2

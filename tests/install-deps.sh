@@ -44,10 +44,13 @@ fi
 # The 6.12 kernel: whatever release bookworm-backports' metapackage
 # currently points at, installed by its versioned name so that it sits
 # beside the 6.1 kernel instead of replacing the metapackage.
+# awk reads all of apt-cache's output (no early exit): a reader that stops
+# early kills the writer with SIGPIPE, which pipefail turns into failure.
 bpo_release() {
 	apt-cache show linux-headers-amd64 2>/dev/null | awk '
 		/^Version:/ { ver = $2 }
-		/^Depends:/ && ver ~ /bpo12/ { sub(/^linux-headers-/, "", $2); print $2; exit }'
+		/^Depends:/ && ver ~ /bpo12/ && rel == "" { sub(/^linux-headers-/, "", $2); rel = $2 }
+		END { if (rel != "") print rel }'
 }
 rel=$(bpo_release)
 if [ -z "$rel" ]; then
@@ -59,7 +62,7 @@ pkgs+=("linux-image-$rel" "linux-headers-$rel")
 
 missing=()
 for p in "${pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+	[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] ||
 		missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

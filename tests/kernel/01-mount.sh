@@ -81,7 +81,7 @@ dmesg -C
 if mount -o "remount,cache=/tmp" "$mnt" 2>/dev/null; then
 	fail "remount with a new cache= succeeded"
 fi
-dmesg | grep -q "casfs: cache= cannot change on remount" || fail "remount: no log line"
+grep -q "casfs: cache= cannot change on remount" <<<"$(dmesg)" || fail "remount: no log line"
 umount "$mnt"
 
 # A second mount of the same cache sees none of the first mount's files.

@@ -16,12 +16,12 @@ if dd if=/dev/zero of="$MNT/fill" bs=1M count=64 conv=fsync 2>/tmp/casfs-dd.err;
 fi
 grep -q "No space left on device" /tmp/casfs-dd.err ||
 	fail "dd did not see ENOSPC: $(cat /tmp/casfs-dd.err)"
-note "writer got: $(grep -o 'No space left on device' /tmp/casfs-dd.err | head -n 1)"
+note "writer got: $(grep -o -m 1 'No space left on device' /tmp/casfs-dd.err)"
 
 # Small writes, xattrs and metadata operations on a full cache.
 if echo more >> "$MNT/keep" 2>/dev/null; then
 	# tmpfs may still have room in a partial page; then the data is there
-	tail -c 5 "$MNT/keep" | grep -q more || fail "append lost"
+	[[ $(tail -c 5 "$MNT/keep") == *more* ]] || fail "append lost"
 	truncate -s $((4 << 20)) "$MNT/keep"
 fi
 [ "$(sha256sum < "$MNT/keep")" = "$sum" ] || fail "existing file changed by ENOSPC"

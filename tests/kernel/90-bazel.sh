@@ -93,7 +93,8 @@ h1=$(awk '$2 != 0 {print $1; exit}' "$OUT/manifest")
 helper=$!
 reg=
 for _ in $(seq 100); do
-	if "$H/casfsctl" stats 2>/dev/null | grep -Eq 'helper_registered +yes'; then
+	st=$("$H/casfsctl" stats 2>/dev/null) || st=
+	if grep -Eq 'helper_registered +yes' <<<"$st"; then
 		reg=1
 		break
 	fi
@@ -130,7 +131,7 @@ got=$("$MNT/elsewhere/bin/tool") || fail "$exe (via a hard link) failed"
 [ "$got" = "$want" ] || fail "$exe printed '$got', want '$want'"
 [ "$(cd "$MNT/elsewhere/bin" && ./tool)" = "$want" ] || fail "$exe by relative path"
 [ "$("$ROOT/$exe")" = "$want" ] || fail "$exe at its own path"
-note "$exe ran from a hard link in casfs: $(echo "$got" | head -n 1)"
+note "$exe ran from a hard link in casfs: ${got%%$'\n'*}"
 
 # Every executable output behaves like the host's copy (no arguments).
 while read -r h size mode path; do

@@ -24,7 +24,7 @@ busybox=${CASFS_BUSYBOX:-/bin/busybox}
 
 [[ -r $moddir/modules.dep ]] || { echo "$0: no $moddir/modules.dep" >&2; exit 1; }
 # A dynamically linked busybox would need its libraries in the initramfs too.
-if command -v file >/dev/null && file -L "$busybox" | grep -q 'dynamically linked'; then
+if command -v file >/dev/null && [[ $(file -L "$busybox") == *'dynamically linked'* ]]; then
 	echo "$0: $busybox is not statically linked (apt-get install busybox-static)" >&2
 	exit 1
 fi
