@@ -11,6 +11,7 @@ pkgs=(
 	build-essential make gcc pkg-config git
 	qemu-system-x86 busybox-static cpio xz-utils kmod
 	dkms sparse linux-source
+	flex bison bc libelf-dev
 	linux-image-amd64 linux-headers-amd64
 	dosfstools util-linux coreutils python3
 	e2fsprogs
