@@ -161,6 +161,32 @@ static int check_trusted(int fd, const char *what, uid_t owner)
 	return 0;
 }
 
+/*
+ * An existing directory made by an older version may allow more than
+ * @mode (blobs/ used to be 0755, which let every user list and read every
+ * fetched blob): take the extra bits away. The kernel refuses to mount a
+ * cache whose blobs/ is not 0700.
+ */
+static int tighten_mode(int fd, const char *what, mode_t mode)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!(st.st_mode & 07777 & ~mode))
+		return 0;
+	if (fchmod(fd, st.st_mode & 07777 & mode) < 0) {
+		int err = -errno;
+
+		log_err("cache %s: chmod %04o: %s", what,
+			(unsigned)(st.st_mode & 07777 & mode), strerror(-err));
+		return err;
+	}
+	log_info("cache %s: mode %04o tightened to %04o", what,
+		 (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 07777 & mode));
+	return 0;
+}
+
 static int open_subdir(int dirfd, const char *dir, const char *name, mode_t mode,
 		       uid_t owner)
 {
@@ -189,6 +215,11 @@ static int open_subdir(int dirfd, const char *dir, const char *name, mode_t mode
 		return err;
 	}
 	err = check_trusted(fd, what, owner);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	err = tighten_mode(fd, what, mode);
 	if (err) {
 		close(fd);
 		return err;
@@ -319,7 +350,8 @@ int cache_open(struct cache **out, const char *dir, uint64_t max_bytes, uid_t ow
 	err = check_trusted(c->dirfd, dir, owner);
 	if (err)
 		goto fail;
-	c->blobs_fd = open_subdir(c->dirfd, dir, CASFS_CACHE_BLOBS_DIR, 0755, owner);
+	/* 0700: fetched blobs are readable through casfs only (see kmod/cache.c). */
+	c->blobs_fd = open_subdir(c->dirfd, dir, CASFS_CACHE_BLOBS_DIR, 0700, owner);
 	if (c->blobs_fd < 0) {
 		err = c->blobs_fd;
 		goto fail;

@@ -125,7 +125,7 @@ static void drop_nl(struct ctx *c)
 static int try_connect(struct ctx *c)
 {
 	uint32_t kv = 0;
-	int r = nlh_open(&c->nl, on_fetch, c);
+	int r = nlh_open(&c->nl, on_fetch, c, cache_blobs_fd(c->cache));
 
 	if (r)
 		return r;
@@ -143,7 +143,8 @@ static int try_connect(struct ctx *c)
 		log_err("casfs.ko does not support protocol version %u: refusing to run "
 			"(install matching versions)", CASFS_PROTO_VERSION);
 	else if (r == -EPERM)
-		log_err("REGISTER refused (EPERM): the helper needs CAP_NET_ADMIN");
+		log_err("REGISTER refused (EPERM): the helper needs CAP_NET_ADMIN and "
+			"write access to the cache's blobs/ (root-owned, mode 0700)");
 	return r;
 }
 

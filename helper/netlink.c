@@ -30,6 +30,7 @@ struct nlh {
 	int family;
 	nlh_fetch_fn fn;
 	void *arg;
+	int blobs_fd;		/* sent with REGISTER: proof we may publish */
 	uint32_t reg_seq;	/* seq of the REGISTER being waited for */
 	bool reg_reply, reg_bad;
 	uint32_t reg_version;
@@ -241,7 +242,7 @@ int nlh_resolve_family(void)
 	return r < 0 ? nlerr(r) : r;
 }
 
-int nlh_open(struct nlh **out, nlh_fetch_fn fn, void *arg)
+int nlh_open(struct nlh **out, nlh_fetch_fn fn, void *arg, int blobs_fd)
 {
 	struct nlh *h = calloc(1, sizeof(*h));
 	int r, sz = RCVBUF_BYTES;
@@ -250,6 +251,7 @@ int nlh_open(struct nlh **out, nlh_fetch_fn fn, void *arg)
 		return -ENOMEM;
 	h->fn = fn;
 	h->arg = arg;
+	h->blobs_fd = blobs_fd;
 	h->sk = nl_socket_alloc();
 	if (!h->sk) {
 		free(h);
@@ -330,7 +332,8 @@ static int send_register(struct nlh *h)
 		return -ENOMEM;
 	if (!genlmsg_put(m, NL_AUTO_PORT, NL_AUTO_SEQ, h->family, 0, 0,
 			 CASFS_CMD_REGISTER, CASFS_GENL_VERSION) ||
-	    nla_put_u32(m, CASFS_A_VERSION, CASFS_PROTO_VERSION) < 0) {
+	    nla_put_u32(m, CASFS_A_VERSION, CASFS_PROTO_VERSION) < 0 ||
+	    nla_put_u32(m, CASFS_A_BLOBS_FD, (uint32_t)h->blobs_fd) < 0) {
 		nlmsg_free(m);
 		return -ENOMEM;
 	}

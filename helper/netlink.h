@@ -18,15 +18,18 @@ typedef void (*nlh_fetch_fn)(void *arg, uint32_t req_id,
 
 /*
  * Open a socket and resolve the family. -ENOENT: family not registered
- * (module not loaded). Other negative errno on failure.
+ * (module not loaded). Other negative errno on failure. blobs_fd, an open
+ * fd of the cache's blobs/ directory, goes with every REGISTER: the kernel
+ * takes it as proof that this process may publish blobs.
  */
-int nlh_open(struct nlh **out, nlh_fetch_fn fn, void *arg);
+int nlh_open(struct nlh **out, nlh_fetch_fn fn, void *arg, int blobs_fd);
 /*
  * Send REGISTER and wait (up to timeout_ms) for the kernel's reply.
  * 0: registered. -EPROTO: the kernel speaks another protocol version
  * (*kernel_version says which if it replied; 0 if it refused ours with
- * EPROTONOSUPPORT). Else -errno (EPERM: no CAP_NET_ADMIN, which GENL_ADMIN_PERM checks;
- * EBUSY: another helper is registered; ETIMEDOUT).
+ * EPROTONOSUPPORT). Else -errno (EPERM: no CAP_NET_ADMIN, which
+ * GENL_ADMIN_PERM checks, or blobs_fd is not a root-owned 0700 directory
+ * this process may write; EBUSY: another helper is registered; ETIMEDOUT).
  */
 int nlh_register(struct nlh *h, int timeout_ms, uint32_t *kernel_version);
 int nlh_fd(const struct nlh *h);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* casfs-helper: write to CACHE/tmp, verify, fsync, chmod 0444, rename. */
+/* casfs-helper: write to CACHE/tmp, verify, fsync, chmod 0400, rename. */
 #include "publish.h"
 
 #include <errno.h>
@@ -125,7 +125,7 @@ int bw_commit(struct blob_writer *w, const char **why)
 		err = -EIO;
 		goto fail;
 	}
-	if (fchmod(w->fd, 0444) < 0 || fsync(w->fd) < 0) {
+	if (fchmod(w->fd, 0400) < 0 || fsync(w->fd) < 0) {
 		err = -errno;
 		goto fail;
 	}

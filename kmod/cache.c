@@ -15,6 +15,9 @@
  *               can outlive its mount, so a new mount has nothing to sweep
  *               and never deletes anything in the directory.
  *   DIR/blobs/  content-addressed blobs, shared by every mount of DIR.
+ *               Mode 0700, blobs 0400: a blob is readable through casfs
+ *               by whoever may read a casfs file naming it, and by
+ *               nobody else (the kernel opens blobs as the mounter).
  *   DIR/tmp/    the helper's staging area for blobs being fetched.
  *
  * The directory is a trust boundary: it must be owned by root and writable
@@ -30,9 +33,13 @@
 
 #include "casfs.h"
 
-/* Refuse a directory that anyone but root could write into. */
+/*
+ * Refuse a directory that anyone but root could write into, or (with
+ * @private) that anyone but root could even search: blobs/ holds every
+ * user's fetched outputs.
+ */
 static int casfs_check_trusted_dir(struct fs_context *fc, const char *what,
-				   struct dentry *dentry)
+				   struct dentry *dentry, bool private)
 {
 	struct inode *inode = d_inode(dentry);
 
@@ -41,6 +48,11 @@ static int casfs_check_trusted_dir(struct fs_context *fc, const char *what,
 	if (!uid_eq(inode->i_uid, GLOBAL_ROOT_UID) ||
 	    (inode->i_mode & 0022)) {
 		errorfc(fc, "cache: %s must be owned by root and writable only by root (mode %o)",
+			what, inode->i_mode & S_IALLUGO);
+		return -EPERM;
+	}
+	if (private && (inode->i_mode & 0077)) {
+		errorfc(fc, "cache: %s must be accessible only by root (mode %o; chmod 0700 it)",
 			what, inode->i_mode & S_IALLUGO);
 		return -EPERM;
 	}
@@ -90,7 +102,7 @@ static int casfs_cache_subdir(struct fs_context *fc, const struct path *parent,
 		errorfc(fc, "cache: cannot create %s: error %d", name, err);
 		return err;
 	}
-	err = casfs_check_trusted_dir(fc, name, dentry);
+	err = casfs_check_trusted_dir(fc, name, dentry, !(mode & 0077));
 	if (err) {
 		dput(dentry);
 		return err;
@@ -104,13 +116,21 @@ int casfs_cache_open(struct super_block *sb, struct fs_context *fc)
 {
 	struct casfs_sb_info *sbi = CASFS_SB(sb);
 	const char *dir = sbi->opts.cache;
-	struct path blobs, tmp;
 	struct super_block *csb;
+	struct path tmp;
+	struct cred *cred;
 	int err;
 
-	sbi->creator_cred = prepare_creds();
-	if (!sbi->creator_cred)
+	/*
+	 * Backing I/O runs as the mounter, less CAP_SYS_RESOURCE (as
+	 * overlayfs does): writes through casfs must meet the backing
+	 * filesystem's quotas and leave ext4's root reserve alone.
+	 */
+	cred = prepare_creds();
+	if (!cred)
 		return -ENOMEM;
+	cap_lower(cred->cap_effective, CAP_SYS_RESOURCE);
+	sbi->creator_cred = cred;
 
 	err = kern_path(dir, LOOKUP_FOLLOW | LOOKUP_DIRECTORY, &sbi->cache);
 	if (err) {
@@ -121,6 +141,9 @@ int casfs_cache_open(struct super_block *sb, struct fs_context *fc)
 	csb = sbi->cache.mnt->mnt_sb;
 	if (csb->s_type == &casfs_fs_type)
 		return invalfc(fc, "cache=%s: cannot be on casfs itself", dir);
+	/* The ownership checks below must see the real owners. */
+	if (casfs_mnt_idmapped(sbi->cache.mnt))
+		return invalfc(fc, "cache=%s: cannot be an idmapped mount", dir);
 
 	/*
 	 * casfs forwards I/O to the backing filesystem, so it stacks on it
@@ -138,7 +161,7 @@ int casfs_cache_open(struct super_block *sb, struct fs_context *fc)
 	}
 	mnt_drop_write(sbi->cache.mnt);
 
-	err = casfs_check_trusted_dir(fc, dir, sbi->cache.dentry);
+	err = casfs_check_trusted_dir(fc, dir, sbi->cache.dentry, false);
 	if (err)
 		return err;
 
@@ -150,12 +173,15 @@ int casfs_cache_open(struct super_block *sb, struct fs_context *fc)
 		return invalfc(fc, "cache=%s: filesystem %s has no O_TMPFILE support",
 			       dir, csb->s_type->name);
 
-	/* blobs/ and tmp/ belong to the CAS side; create them for it. */
-	err = casfs_cache_subdir(fc, &sbi->cache, CASFS_CACHE_BLOBS, 0755,
-				 &blobs);
+	/*
+	 * blobs/ and tmp/ belong to the CAS side; create them for it. blobs/
+	 * is held for the mount's life: blob lookups start there, so a
+	 * blobs/ swapped for a symlink later is never followed.
+	 */
+	err = casfs_cache_subdir(fc, &sbi->cache, CASFS_CACHE_BLOBS, 0700,
+				 &sbi->blobs);
 	if (err)
 		return err;
-	path_put(&blobs);
 	err = casfs_cache_subdir(fc, &sbi->cache, CASFS_CACHE_TMP, 0700, &tmp);
 	if (err)
 		return err;
@@ -165,6 +191,8 @@ int casfs_cache_open(struct super_block *sb, struct fs_context *fc)
 
 void casfs_cache_close(struct casfs_sb_info *sbi)
 {
+	if (sbi->blobs.dentry)
+		path_put(&sbi->blobs);
 	if (sbi->local.dentry)
 		path_put(&sbi->local);
 	if (sbi->cache.dentry)
@@ -188,8 +216,10 @@ struct file *casfs_cache_create_private(struct super_block *sb)
 	if (err)
 		return ERR_PTR(err);
 	old_cred = override_creds(sbi->creator_cred);
+	/* O_EXCL: never linkable, so it can never get a name. */
 	file = casfs_tmpfile_open(&sbi->local, S_IFREG | 0600,
-				  O_RDWR | O_LARGEFILE, sbi->creator_cred);
+				  O_RDWR | O_LARGEFILE | O_EXCL | O_NOATIME,
+				  sbi->creator_cred);
 	revert_creds(old_cred);
 	mnt_drop_write(sbi->local.mnt);
 	return file;
@@ -206,5 +236,12 @@ int casfs_cache_statfs(struct super_block *sb, struct kstatfs *buf)
 		return err;
 	buf->f_type = CASFS_MAGIC;
 	buf->f_namelen = NAME_MAX;
+	/* Inodes are casfs's own, bounded by nr_inodes= (as tmpfs). */
+	if (sbi->opts.nr_inodes) {
+		long used = atomic_long_read(&sbi->inodes);
+
+		buf->f_files = sbi->opts.nr_inodes;
+		buf->f_ffree = used < buf->f_files ? buf->f_files - used : 0;
+	}
 	return 0;
 }

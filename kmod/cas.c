@@ -12,13 +12,18 @@
  * being CAS-backed. The blob itself is never written.
  *
  * The cache directory is a trust boundary: a blob is used only if it is a
- * regular file owned by root, read-only, and exactly the expected size.
- * The helper has already checked its sha256 before publishing it.
+ * regular file owned by root, read-only, and exactly the expected size,
+ * checked on the dentry before anything is opened (a FIFO would block an
+ * open, a device would open as root). The helper has already checked its
+ * sha256 before publishing it.
  *
  * Files are staged in batches by CASFS_IOC_STAGE on a directory (all or
- * nothing); digests are exposed read-only by the user.casfs.* xattrs,
- * which for local files the kernel computes and caches until the next
- * modification.
+ * nothing), through the same checks and hooks as creat(2): the caller's
+ * write and search permission on the directory, the LSM hooks
+ * (security_path_mknod, security_inode_create), the umask, audit and
+ * fsnotify. setuid and setgid bits are refused. Digests are exposed
+ * read-only by the user.casfs.* xattrs, which for local files the kernel
+ * computes and caches until the next modification.
  */
 #include <linux/fs.h>
 #include <linux/file.h>
@@ -28,6 +33,10 @@
 #include <linux/sort.h>
 #include <linux/uaccess.h>
 #include <linux/sched/signal.h>
+#include <linux/sizes.h>
+#include <linux/security.h>
+#include <linux/fsnotify.h>
+#include <linux/audit.h>
 #include <crypto/hash.h>
 
 #include "casfs.h"
@@ -53,28 +62,37 @@ void casfs_cas_exit(void)
 	crypto_free_shash(casfs_sha256_tfm);
 }
 
-/* Open the blob if it is in the cache and trustworthy; -ENOENT if absent. */
+/*
+ * Open the blob if it is in the cache and trustworthy; -ENOENT if absent.
+ * The name is looked up in blobs/ (held since mount, so never a symlink),
+ * and the dentry is checked before it is opened.
+ */
 static struct file *casfs_blob_open_present(struct inode *inode)
 {
 	struct casfs_sb_info *sbi = CASFS_SB(inode->i_sb);
 	struct casfs_inode_info *ci = CASFS_I(inode);
-	char name[sizeof(CASFS_CACHE_BLOBS "/") + 2 * CASFS_SHA256_LEN];
+	char name[2 * CASFS_SHA256_LEN + 1];
 	const struct cred *old_cred;
+	struct path path;
 	struct inode *binode;
 	const char *why;
 	struct file *blob;
 
-	snprintf(name, sizeof(name), CASFS_CACHE_BLOBS "/%*phN",
-		 CASFS_SHA256_LEN, ci->sha256);
+	snprintf(name, sizeof(name), "%*phN", CASFS_SHA256_LEN, ci->cas_sha256);
 	old_cred = override_creds(sbi->creator_cred);
-	blob = file_open_root(&sbi->cache, name,
-			      O_RDONLY | O_LARGEFILE | O_NOFOLLOW, 0);
+	path.dentry = casfs_lookup_unlocked(name, sbi->blobs.dentry,
+					    2 * CASFS_SHA256_LEN);
 	revert_creds(old_cred);
-	if (IS_ERR(blob))
-		return PTR_ERR(blob) == -ELOOP ? ERR_PTR(-EIO) : blob;
+	if (IS_ERR(path.dentry))
+		return ERR_CAST(path.dentry);
+	path.mnt = sbi->blobs.mnt;
 
-	binode = file_inode(blob);
-	if (!S_ISREG(binode->i_mode))
+	binode = d_inode(path.dentry);
+	if (!binode) {
+		dput(path.dentry);
+		return ERR_PTR(-ENOENT);
+	}
+	if (!d_is_reg(path.dentry))
 		why = "not a regular file";
 	else if (!uid_eq(binode->i_uid, GLOBAL_ROOT_UID) ||
 		 (binode->i_mode & 0222))
@@ -82,12 +100,20 @@ static struct file *casfs_blob_open_present(struct inode *inode)
 	else if (i_size_read(binode) != i_size_read(inode))
 		why = "wrong size";
 	else
-		return blob;
-
-	pr_warn_ratelimited("casfs: blob %*phN: %s, refusing it\n",
-			    CASFS_SHA256_LEN, ci->sha256, why);
-	fput(blob);
-	return ERR_PTR(-EIO);
+		why = NULL;
+	if (why) {
+		pr_warn_ratelimited("casfs: blob %*phN: %s, refusing it\n",
+				    CASFS_SHA256_LEN, ci->cas_sha256, why);
+		dput(path.dentry);
+		return ERR_PTR(-EIO);
+	}
+	/* The backing atime of a shared blob tells nobody anything. */
+	old_cred = override_creds(sbi->creator_cred);
+	blob = dentry_open(&path, O_RDONLY | O_LARGEFILE | O_NOATIME,
+			   sbi->creator_cred);
+	revert_creds(old_cred);
+	dput(path.dentry);
+	return blob;
 }
 
 /*
@@ -99,26 +125,33 @@ struct file *casfs_cas_blob(struct inode *inode)
 	struct casfs_sb_info *sbi = CASFS_SB(inode->i_sb);
 	struct casfs_inode_info *ci = CASFS_I(inode);
 	struct file *blob;
-	int err;
+	int err, status;
 
 	blob = casfs_blob_open_present(inode);
 	if (PTR_ERR(blob) != -ENOENT)
 		return blob;
 
-	err = casfs_fetch_wait(ci->sha256, i_size_read(inode),
-			       sbi->opts.timeout * HZ);
-	if (err == -EINTR)
-		return ERR_PTR(err);	/* killed: nothing to report */
-	if (err) {
+	err = casfs_fetch_wait(ci->cas_sha256, i_size_read(inode),
+			       sbi->opts.timeout * HZ, &status);
+	switch (err) {
+	case 0:
+		break;
+	case -ECANCELED:
+		return ERR_PTR(-EINTR);	/* killed: nothing to report */
+	case -ENOBUFS:
+		pr_warn_ratelimited("casfs: fetch of blob %*phN: too many fetches in flight\n",
+				    CASFS_SHA256_LEN, ci->cas_sha256);
+		return ERR_PTR(-ENOBUFS);
+	default:
 		pr_warn_ratelimited("casfs: fetch of blob %*phN (%lld bytes) failed: error %d\n",
-				    CASFS_SHA256_LEN, ci->sha256,
-				    i_size_read(inode), err);
+				    CASFS_SHA256_LEN, ci->cas_sha256,
+				    i_size_read(inode), status ? status : err);
 		return ERR_PTR(-EIO);
 	}
 	blob = casfs_blob_open_present(inode);
 	if (PTR_ERR(blob) == -ENOENT) {
 		pr_warn_ratelimited("casfs: blob %*phN: helper reported it fetched, but it is not in the cache\n",
-				    CASFS_SHA256_LEN, ci->sha256);
+				    CASFS_SHA256_LEN, ci->cas_sha256);
 		return ERR_PTR(-EIO);
 	}
 	return blob;
@@ -136,20 +169,74 @@ bool casfs_cas_present(struct inode *inode)
 }
 
 /*
- * Turn a CAS-backed inode into a local one. With @keep_data, the blob's
- * bytes are copied into the new private backing file (fetching it if
- * needed); without, the file becomes empty (for truncate to 0 / O_TRUNC).
+ * Copy @len bytes from @in to @out at the same offsets. copy_file_range
+ * first (reflink or in-kernel copy where the backing filesystem can);
+ * between two filesystems (blobs/ may be on another one than local/) it
+ * is -EXDEV, and then a plain read/write loop does it. Killable.
+ */
+static int casfs_copy_bytes(struct file *in, struct file *out, loff_t len)
+{
+	const size_t bufsize = 256 * 1024;
+	loff_t pos = 0, wpos;
+	void *buf = NULL;
+	ssize_t n, w;
+	int err = 0;
+
+	while (pos < len) {
+		if (fatal_signal_pending(current)) {
+			err = -EINTR;
+			break;
+		}
+		if (!buf) {
+			n = vfs_copy_file_range(in, pos, out, pos,
+						min_t(loff_t, len - pos, SZ_1G), 0);
+			if (n > 0) {
+				pos += n;
+				continue;
+			}
+			if (n == 0) {
+				err = -EIO;	/* the blob is shorter than staged */
+				break;
+			}
+			if (n != -EXDEV && n != -EOPNOTSUPP && n != -EINVAL) {
+				err = n;
+				break;
+			}
+			buf = kvmalloc(bufsize, GFP_KERNEL);
+			if (!buf) {
+				err = -ENOMEM;
+				break;
+			}
+		}
+		n = kernel_read(in, buf, min_t(loff_t, len - pos, bufsize), &pos);
+		if (n <= 0) {
+			err = n ? n : -EIO;
+			break;
+		}
+		wpos = pos - n;
+		w = kernel_write(out, buf, n, &wpos);
+		if (w != n) {
+			err = w < 0 ? w : -EIO;
+			break;
+		}
+	}
+	kvfree(buf);
+	return err;
+}
+
+/*
+ * Turn a CAS-backed inode into a local one, keeping its first @keep bytes
+ * (fetching the blob if any are kept): the whole file for a write, none
+ * for O_TRUNC or truncate to 0, the new size for a shrinking truncate.
  * The state change happens under backing_lock: readers that see
  * ci->backing use it; ci->cas is cleared only after.
  */
-int casfs_cas_copy_up(struct inode *inode, bool keep_data)
+int casfs_cas_copy_up(struct inode *inode, loff_t keep)
 {
 	struct casfs_sb_info *sbi = CASFS_SB(inode->i_sb);
 	struct casfs_inode_info *ci = CASFS_I(inode);
-	loff_t size = i_size_read(inode), pos = 0;
 	const struct cred *old_cred;
 	struct file *local, *blob;
-	ssize_t n;
 	int err = 0;
 
 	if (mutex_lock_killable(&ci->backing_lock))
@@ -157,12 +244,13 @@ int casfs_cas_copy_up(struct inode *inode, bool keep_data)
 	if (!READ_ONCE(ci->cas))
 		goto out_unlock;
 
+	keep = min_t(loff_t, keep, i_size_read(inode));
 	local = casfs_cache_create_private(inode->i_sb);
 	if (IS_ERR(local)) {
 		err = PTR_ERR(local);
 		goto out_unlock;
 	}
-	if (keep_data && size) {
+	if (keep > 0) {
 		blob = casfs_cas_blob(inode);
 		if (IS_ERR(blob)) {
 			err = PTR_ERR(blob);
@@ -170,24 +258,15 @@ int casfs_cas_copy_up(struct inode *inode, bool keep_data)
 			goto out_unlock;
 		}
 		old_cred = override_creds(sbi->creator_cred);
-		while (pos < size) {
-			n = vfs_copy_file_range(blob, pos, local, pos,
-						size - pos, 0);
-			if (n <= 0) {
-				err = n ? n : -EIO;
-				break;
-			}
-			pos += n;
-		}
+		err = casfs_copy_bytes(blob, local, keep);
 		revert_creds(old_cred);
 		fput(blob);
 		if (err) {
 			fput(local);
 			goto out_unlock;
 		}
-	} else {
-		i_size_write(inode, 0);
 	}
+	i_size_write(inode, keep);
 	/* Publish the local file before clearing the CAS state. */
 	smp_store_release(&ci->backing, local);
 	WRITE_ONCE(ci->cas, false);
@@ -246,10 +325,13 @@ static int casfs_inode_digest(struct inode *inode, u8 *out)
 
 	if (mutex_lock_killable(&ci->backing_lock))
 		return -EINTR;
-	if (READ_ONCE(ci->cas) ||
-	    (ci->digest_seq == atomic_read(&ci->data_seq) + 1 &&
-	     !READ_ONCE(ci->mapped_writable))) {
-		memcpy(out, ci->sha256, CASFS_SHA256_LEN);
+	if (READ_ONCE(ci->cas)) {
+		memcpy(out, ci->cas_sha256, CASFS_SHA256_LEN);
+		goto out_unlock;
+	}
+	if (ci->digest_seq == atomic_read(&ci->data_seq) + 1 &&
+	    !READ_ONCE(ci->mapped_writable)) {
+		memcpy(out, ci->local_sha256, CASFS_SHA256_LEN);
 		goto out_unlock;
 	}
 	seq = atomic_read(&ci->data_seq);
@@ -262,7 +344,7 @@ static int casfs_inode_digest(struct inode *inode, u8 *out)
 		err = crypto_shash_tfm_digest(casfs_sha256_tfm, NULL, 0, out);
 	}
 	if (!err && seq == atomic_read(&ci->data_seq)) {
-		memcpy(ci->sha256, out, CASFS_SHA256_LEN);
+		memcpy(ci->local_sha256, out, CASFS_SHA256_LEN);
 		ci->digest_seq = seq + 1;	/* 0 means never computed */
 	}
 out_unlock:
@@ -344,7 +426,8 @@ static int casfs_stage_validate(struct casfs_stage_ctx *ctx, u32 count,
 	for (i = 0; i < count; i++) {
 		const struct casfs_stage_entry *e = &ctx->ents[i];
 
-		if (e->reserved || (e->mode & ~07777) ||
+		/* No setuid/setgid: staging must not mint privileges. */
+		if (e->reserved || (e->mode & ~01777) ||
 		    e->size > CASFS_MAX_BLOB_SIZE ||
 		    (!e->size && memcmp(e->sha256, casfs_empty_sha256,
 					CASFS_SHA256_LEN)) ||
@@ -357,7 +440,7 @@ static int casfs_stage_validate(struct casfs_stage_ctx *ctx, u32 count,
 	}
 
 	/* Duplicate names within the batch: sort indices, compare neighbours. */
-	order = kvmalloc_array(count, sizeof(*order), GFP_KERNEL);
+	order = kvmalloc_array(count, sizeof(*order), GFP_KERNEL_ACCOUNT);
 	if (!order)
 		return -ENOMEM;
 	for (i = 0; i < count; i++)
@@ -375,72 +458,91 @@ static int casfs_stage_validate(struct casfs_stage_ctx *ctx, u32 count,
 }
 
 /*
- * Create the entries in @dir. All lookups and allocations happen before
- * the first name becomes visible, so a failure creates nothing.
+ * Create the entries in @parent. All lookups, permission and LSM checks
+ * and allocations happen before the first name becomes visible, so a
+ * failure creates nothing. Each entry then is created as creat(2) would:
+ * mode less the umask, audit, and fsnotify for inotify/fanotify watchers.
  */
-static int casfs_stage_create(struct dentry *parent,
+static int casfs_stage_create(const struct path *parent_path,
 			      struct casfs_stage_ctx *ctx, u32 count, u32 *bad)
 {
+	struct dentry *parent = parent_path->dentry;
 	struct inode *dir = d_inode(parent);
+	umode_t umask = current_umask();
 	struct dentry **dentries;
 	struct inode **inodes;
 	u32 i, done_d = 0, done_i = 0;
 	int err = 0;
 
-	dentries = kvcalloc(count, sizeof(*dentries), GFP_KERNEL);
-	inodes = kvcalloc(count, sizeof(*inodes), GFP_KERNEL);
+	dentries = kvcalloc(count, sizeof(*dentries), GFP_KERNEL_ACCOUNT);
+	inodes = kvcalloc(count, sizeof(*inodes), GFP_KERNEL_ACCOUNT);
 	if (!dentries || !inodes) {
 		err = -ENOMEM;
 		goto out_free;
 	}
 
-	inode_lock_nested(dir, I_MUTEX_PARENT);
+	/* Killable: N callers must not each sleep here pinning buffers. */
+	err = down_write_killable_nested(&dir->i_rwsem, I_MUTEX_PARENT);
+	if (err)
+		goto out_free;
 	if (IS_DEADDIR(dir)) {
 		err = -ENOENT;
 		goto out_unlock;
 	}
-	for (i = 0; i < count; i++, done_d++) {
+	for (i = 0; i < count; i++) {
 		const struct casfs_stage_entry *e = &ctx->ents[i];
+		umode_t mode = S_IFREG | (e->mode & ~umask);
 		struct dentry *d;
 
-		d = lookup_one_len(ctx->names + e->name_off, parent,
-				   e->name_len);
+		d = casfs_lookup_locked(ctx->names + e->name_off, parent,
+					e->name_len);
 		if (IS_ERR(d)) {
 			err = PTR_ERR(d);
 			*bad = i;
 			goto out_put;
 		}
 		dentries[i] = d;
-		if (d_really_is_positive(d)) {
+		done_d = i + 1;
+		if (d_really_is_positive(d))
 			err = -EEXIST;
+		else
+			err = security_path_mknod(parent_path, d, mode, 0);
+		if (!err)
+			err = security_inode_create(dir, d, mode);
+		if (err) {
 			*bad = i;
-			done_d++;
 			goto out_put;
 		}
 	}
-	for (i = 0; i < count; i++, done_i++) {
+	for (i = 0; i < count; i++) {
 		const struct casfs_stage_entry *e = &ctx->ents[i];
 		struct casfs_inode_info *ci;
+		struct inode *inode;
 
-		inodes[i] = casfs_new_inode(dir->i_sb, dir,
-					    S_IFREG | e->mode, 0);
-		if (!inodes[i]) {
-			err = -ENOMEM;
+		inode = casfs_new_inode(dir->i_sb, dir,
+					S_IFREG | (e->mode & ~umask), 0);
+		if (IS_ERR(inode)) {
+			err = PTR_ERR(inode);
+			*bad = i;
 			goto out_put;
 		}
+		inodes[i] = inode;
+		done_i = i + 1;
 		/* The empty blob is never fetched: an empty file is local. */
 		if (!e->size)
 			continue;
-		ci = CASFS_I(inodes[i]);
-		memcpy(ci->sha256, e->sha256, CASFS_SHA256_LEN);
+		ci = CASFS_I(inode);
+		memcpy(ci->cas_sha256, e->sha256, CASFS_SHA256_LEN);
 		ci->cas = true;
-		inodes[i]->i_size = e->size;
+		inode->i_size = e->size;
 	}
 	/* Point of no return: nothing below can fail. */
 	for (i = 0; i < count; i++) {
 		d_instantiate(dentries[i], inodes[i]);
 		dget(dentries[i]);	/* the pin, as for any casfs name */
 		inodes[i] = NULL;
+		audit_inode_child(dir, dentries[i], AUDIT_TYPE_CHILD_CREATE);
+		fsnotify_create(dir, dentries[i]);
 	}
 	if (count)
 		casfs_touch_mctime(dir);
@@ -478,8 +580,11 @@ long casfs_ioc_stage(struct file *file, struct casfs_stage __user *uarg)
 	if (err)
 		return err;
 
-	ctx.ents = kvmalloc_array(st.count, sizeof(*ctx.ents), GFP_KERNEL);
-	ctx.names = kvmalloc(st.names_len ? st.names_len : 1, GFP_KERNEL);
+	/* User-sized: charged to the caller's memory cgroup. */
+	ctx.ents = kvmalloc_array(st.count, sizeof(*ctx.ents),
+				  GFP_KERNEL_ACCOUNT);
+	ctx.names = kvmalloc(st.names_len ? st.names_len : 1,
+			     GFP_KERNEL_ACCOUNT);
 	if (!ctx.ents || !ctx.names) {
 		err = -ENOMEM;
 		goto out;
@@ -493,8 +598,7 @@ long casfs_ioc_stage(struct file *file, struct casfs_stage __user *uarg)
 	}
 	err = casfs_stage_validate(&ctx, st.count, st.names_len, &bad);
 	if (!err)
-		err = casfs_stage_create(file->f_path.dentry, &ctx, st.count,
-					 &bad);
+		err = casfs_stage_create(&file->f_path, &ctx, st.count, &bad);
 out:
 	if (put_user(bad, &uarg->bad_index) && !err)
 		err = -EFAULT;
@@ -512,11 +616,12 @@ long casfs_ioc_state(struct file *file, struct casfs_state __user *uarg)
 
 	if (!S_ISREG(inode->i_mode))
 		return -EINVAL;
-	mutex_lock(&ci->backing_lock);
+	if (mutex_lock_killable(&ci->backing_lock))
+		return -EINTR;
 	st.size = i_size_read(inode);
 	if (READ_ONCE(ci->cas)) {
 		st.flags = CASFS_STATE_CAS;
-		memcpy(st.sha256, ci->sha256, CASFS_SHA256_LEN);
+		memcpy(st.sha256, ci->cas_sha256, CASFS_SHA256_LEN);
 	} else {
 		st.flags = CASFS_STATE_LOCAL;
 	}

@@ -38,20 +38,34 @@
 #define CASFS_XATTR_MAX_COUNT	128
 #define CASFS_XATTR_MAX_BYTES	(64 * 1024)
 
+/* Which options a mount or remount named (casfs_mount_opts.set). */
+#define CASFS_SET_MODE		0x01
+#define CASFS_SET_UID		0x02
+#define CASFS_SET_GID		0x04
+#define CASFS_SET_TIMEOUT	0x08
+#define CASFS_SET_NR_INODES	0x10
+#define CASFS_SET_XATTR_BYTES	0x20
+
 struct casfs_mount_opts {
 	char *cache;		/* cache= */
 	umode_t root_mode;	/* mode= */
 	kuid_t root_uid;	/* uid= */
 	kgid_t root_gid;	/* gid= */
 	unsigned int timeout;	/* timeout=: seconds a read waits for a fetch */
+	unsigned long nr_inodes; /* nr_inodes=: inodes at most (0: no bound) */
+	unsigned long xattr_bytes; /* xattr_bytes=: xattr names+values at most */
+	unsigned int set;	/* CASFS_SET_*: named on this (re)mount */
 };
 
 struct casfs_sb_info {
 	struct casfs_mount_opts opts;
 	struct path cache;	/* the cache directory itself */
 	struct path local;	/* cache/local: parent of private files */
+	struct path blobs;	/* cache/blobs: the shared blobs */
 	const struct cred *creator_cred; /* all backing I/O runs as the mounter */
 	atomic64_t next_ino;	/* unique, never reused for the mount's life */
+	atomic_long_t inodes;	/* inodes in use, bounded by opts.nr_inodes */
+	atomic_long_t xattr_bytes; /* bounded by opts.xattr_bytes */
 };
 
 struct casfs_xattr {
@@ -75,13 +89,16 @@ struct casfs_inode_info {
 
 	/*
 	 * CAS state (cas.c). While cas is set the file's bytes are the blob
-	 * sha256; copy-up sets backing, then clears cas (under backing_lock).
-	 * For local files sha256 caches the computed digest: valid while
-	 * digest_seq == data_seq + 1; every data change bumps data_seq.
+	 * cas_sha256, set at staging and never changed after; copy-up sets
+	 * backing, then clears cas (under backing_lock). For local files
+	 * local_sha256 caches the computed digest (under backing_lock):
+	 * valid while digest_seq == data_seq + 1. Every data change bumps
+	 * data_seq after the bytes changed, attempted or not.
 	 */
 	bool cas;
 	bool mapped_writable;	/* ever mmapped shared-writable */
-	u8 sha256[CASFS_SHA256_LEN];
+	u8 cas_sha256[CASFS_SHA256_LEN];
+	u8 local_sha256[CASFS_SHA256_LEN];
 	atomic_t data_seq;
 	int digest_seq;
 
@@ -118,7 +135,7 @@ struct inode *casfs_alloc_inode(struct super_block *sb);
 void casfs_free_inode(struct inode *inode);
 void casfs_evict_inode(struct inode *inode);
 struct inode *casfs_new_inode(struct super_block *sb, const struct inode *dir,
-			      umode_t mode, dev_t dev);
+			      umode_t mode, dev_t dev);	/* or ERR_PTR */
 int casfs_setattr(casfs_idmap_t *idmap, struct dentry *dentry,
 		  struct iattr *attr);
 int casfs_getattr(casfs_idmap_t *idmap, const struct path *path,
@@ -136,13 +153,14 @@ extern const struct file_operations casfs_file_operations;
 void casfs_init_file_inode(struct inode *inode);
 struct file *casfs_get_backing(struct inode *inode);
 int casfs_truncate_backing(struct inode *inode, loff_t size);
+void casfs_data_changed(struct inode *inode);
 
 /* cas.c */
 int casfs_cas_init(void);
 void casfs_cas_exit(void);
 struct file *casfs_cas_blob(struct inode *inode);
 bool casfs_cas_present(struct inode *inode);
-int casfs_cas_copy_up(struct inode *inode, bool keep_data);
+int casfs_cas_copy_up(struct inode *inode, loff_t keep);
 int casfs_digest_xattr_get(struct inode *inode, const char *name,
 			   void *buffer, size_t size);
 long casfs_ioc_stage(struct file *file, struct casfs_stage __user *uarg);
@@ -158,7 +176,8 @@ struct casfs_stats {
 };
 
 extern struct casfs_stats casfs_stats;
-int casfs_fetch_wait(const u8 *sha256, u64 size, unsigned long timeout);
+int casfs_fetch_wait(const u8 *sha256, u64 size, unsigned long timeout,
+		     int *helper_status);
 int casfs_fetch_done(u32 id, int status);
 void casfs_fetch_resend_all(void);
 unsigned int casfs_fetch_pending_count(void);
@@ -173,6 +192,6 @@ void casfs_nl_send_fetch(u32 id, const u8 *sha256, u64 size);
 extern const struct xattr_handler *CASFS_XATTR_HANDLERS_CONST
 	casfs_xattr_handlers[];
 ssize_t casfs_listxattr(struct dentry *dentry, char *buf, size_t size);
-void casfs_xattrs_free(struct casfs_inode_info *ci);
+void casfs_xattrs_free(struct inode *inode);
 
 #endif /* CASFS_H */

@@ -26,6 +26,8 @@
 #include <linux/fs.h>
 #include <linux/splice.h>
 #include <linux/xattr.h>
+#include <linux/namei.h>
+#include <linux/mount.h>
 
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
 typedef struct mnt_idmap casfs_idmap_t;
@@ -34,6 +36,33 @@ typedef struct mnt_idmap casfs_idmap_t;
 typedef struct user_namespace casfs_idmap_t;
 #define CASFS_NOP_IDMAP (&init_user_ns)
 #endif
+
+/*
+ * Look up one name in a directory: with the directory locked by the
+ * caller, or without (then the dcache or a shared-lock lookup). Both check
+ * MAY_EXEC on the directory with the current credentials.
+ */
+static inline struct dentry *casfs_lookup_locked(const char *name,
+						 struct dentry *dir, int len)
+{
+	return lookup_one_len(name, dir, len);
+}
+
+static inline struct dentry *casfs_lookup_unlocked(const char *name,
+						   struct dentry *dir, int len)
+{
+	return lookup_one_len_unlocked(name, dir, len);
+}
+
+/* Is this mount idmapped? (6.3 turned the user namespace into an idmap.) */
+static inline bool casfs_mnt_idmapped(struct vfsmount *mnt)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	return mnt_idmap(mnt) != &nop_mnt_idmap;
+#else
+	return mnt_user_ns(mnt) != &init_user_ns;
+#endif
+}
 
 /* 6.2 renamed vfs_tmpfile_open() without changing its arguments. */
 static inline struct file *casfs_tmpfile_open(const struct path *parent,
@@ -83,6 +112,15 @@ static inline void casfs_set_atime(struct inode *inode, struct timespec64 ts)
 	inode_set_atime_to_ts(inode, ts);
 #else
 	inode->i_atime = ts;
+#endif
+}
+
+static inline struct timespec64 casfs_get_mtime(const struct inode *inode)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+	return inode_get_mtime(inode);
+#else
+	return inode->i_mtime;
 #endif
 }
 

@@ -14,6 +14,11 @@
  * already checked against the casfs inode, and the backing file is
  * private to casfs.
  *
+ * A local file gets its backing file lazily, at its first write,
+ * fallocate, mmap or growing truncate: creating, opening, reading and
+ * unlinking an empty file never touch the backing filesystem. Backing
+ * files are opened O_NOATIME: casfs keeps its own atime.
+ *
  * A CAS-backed file (cas.c) has no backing file until it is written:
  * opening it for reading neither fetches nor opens anything, and the first
  * data access opens its blob (fetching it if needed) and keeps it as the
@@ -32,6 +37,7 @@
 #include <linux/uio.h>
 #include <linux/splice.h>
 #include <linux/falloc.h>
+#include <linux/fadvise.h>
 
 #include "casfs.h"
 
@@ -67,7 +73,27 @@ struct file *casfs_get_backing(struct inode *inode)
 	return backing;
 }
 
-/* Called by casfs_setattr() with the casfs inode locked. */
+/*
+ * The bytes of a local file changed, or may have (an attempt that failed
+ * half way): mirror the backing file's size and forget the cached digest.
+ * The sequence moves after the change, so a digest computed meanwhile is
+ * never cached as current. Caller holds the inode lock.
+ */
+void casfs_data_changed(struct inode *inode)
+{
+	/* Pairs with the release in casfs_get_backing(). */
+	struct file *backing = smp_load_acquire(&CASFS_I(inode)->backing);
+
+	if (backing)
+		i_size_write(inode, i_size_read(file_inode(backing)));
+	atomic_inc(&CASFS_I(inode)->data_seq);
+}
+
+/*
+ * Called by casfs_setattr() with the casfs inode locked. A CAS-backed
+ * file is copied up keeping only what survives the truncate (a 1 TiB
+ * file truncated to 1 byte copies 1 byte).
+ */
 int casfs_truncate_backing(struct inode *inode, loff_t size)
 {
 	struct casfs_sb_info *sbi = CASFS_SB(inode->i_sb);
@@ -76,11 +102,10 @@ int casfs_truncate_backing(struct inode *inode, loff_t size)
 	int err;
 
 	if (READ_ONCE(CASFS_I(inode)->cas)) {
-		err = casfs_cas_copy_up(inode, size != 0);
+		err = casfs_cas_copy_up(inode, size);
 		if (err)
 			return err;
 	}
-	atomic_inc(&CASFS_I(inode)->data_seq);
 	/* Pairs with the release in casfs_get_backing(). */
 	backing = smp_load_acquire(&CASFS_I(inode)->backing);
 	if (!backing) {
@@ -93,6 +118,7 @@ int casfs_truncate_backing(struct inode *inode, loff_t size)
 	old_cred = override_creds(sbi->creator_cred);
 	err = vfs_truncate(&backing->f_path, size);
 	revert_creds(old_cred);
+	casfs_data_changed(inode);
 	return err;
 }
 
@@ -116,6 +142,7 @@ static struct file *casfs_open_real(struct file *file, struct file *backing)
 
 	/* Open-time only flags were handled on the casfs file already. */
 	flags = file->f_flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC);
+	flags |= O_NOATIME;
 	old_cred = override_creds(sbi->creator_cred);
 	real = dentry_open(&backing->f_path, flags, sbi->creator_cred);
 	revert_creds(old_cred);
@@ -126,9 +153,11 @@ static struct file *casfs_open_real(struct file *file, struct file *backing)
  * Find the real file for one I/O call on @file: its own (local backing
  * or blob), the blob opened now on first access of a CAS-backed file
  * (this may fetch), or a temporary open of the local backing file if the
- * inode was copied up since @file was opened.
+ * inode was copied up since @file was opened. An empty local file has no
+ * backing file yet: with @create (a write) it gets one now; without, the
+ * answer is -ENODATA: there is nothing to read, sync or map.
  */
-static int casfs_real_get(struct file *file, struct casfs_real *r)
+static int casfs_real_get(struct file *file, struct casfs_real *r, bool create)
 {
 	struct inode *inode = file_inode(file);
 	struct casfs_inode_info *ci = CASFS_I(inode);
@@ -142,7 +171,7 @@ static int casfs_real_get(struct file *file, struct casfs_real *r)
 		r->file = real;
 		return 0;
 	}
-	if (!backing) {
+	if (!backing && READ_ONCE(ci->cas)) {
 		/* First data access of a CAS-backed file. */
 		blob = casfs_cas_blob(inode);
 		if (IS_ERR(blob))
@@ -153,9 +182,23 @@ static int casfs_real_get(struct file *file, struct casfs_real *r)
 		r->file = file->private_data;
 		return 0;
 	}
+	if (!backing) {
+		if (!create)
+			return -ENODATA;
+		backing = casfs_get_backing(inode);
+		if (IS_ERR(backing))
+			return PTR_ERR(backing);
+	}
 	real = casfs_open_real(file, backing);
 	if (IS_ERR(real))
 		return PTR_ERR(real);
+	if (!READ_ONCE(file->private_data)) {
+		/* The file's own from now on; else it holds the old blob. */
+		if (cmpxchg(&file->private_data, NULL, real))
+			fput(real);
+		r->file = file->private_data;
+		return 0;
+	}
 	r->file = real;
 	r->temp = true;
 	return 0;
@@ -173,20 +216,21 @@ static int casfs_open(struct inode *inode, struct file *file)
 	struct file *backing, *real;
 	int err;
 
+	file->private_data = NULL;
 	if (READ_ONCE(ci->cas)) {
-		if (!(file->f_mode & FMODE_WRITE)) {
-			/* Never fetch at open: the first access will. */
-			file->private_data = NULL;
+		/* Never fetch at open: the first access will. */
+		if (!(file->f_mode & FMODE_WRITE))
 			return 0;
-		}
-		err = casfs_cas_copy_up(inode, !(file->f_flags & O_TRUNC));
+		err = casfs_cas_copy_up(inode, file->f_flags & O_TRUNC ?
+					0 : i_size_read(inode));
 		if (err)
 			return err;
 	}
 
-	backing = casfs_get_backing(inode);
-	if (IS_ERR(backing))
-		return PTR_ERR(backing);
+	/* Pairs with the release in casfs_get_backing(). */
+	backing = smp_load_acquire(&ci->backing);
+	if (!backing)
+		return 0;	/* empty: the first write creates it */
 	real = casfs_open_real(file, backing);
 	if (IS_ERR(real))
 		return PTR_ERR(real);
@@ -241,15 +285,15 @@ static rwf_t casfs_iocb_to_rwf(int ifl)
 }
 
 /*
- * After the backing file changed size or contents, mirror its size into
- * the casfs inode, move mtime/ctime and forget the cached digest. Caller
- * holds the inode lock.
+ * After every attempt to change the backing file, failed or not: mirror
+ * its size and forget the cached digest (casfs_data_changed); move
+ * mtime/ctime if something was written. Caller holds the inode lock.
  */
-static void casfs_after_write(struct inode *inode, struct file *real)
+static void casfs_after_write(struct inode *inode, bool written)
 {
-	i_size_write(inode, i_size_read(file_inode(real)));
-	casfs_touch_mctime(inode);
-	atomic_inc(&CASFS_I(inode)->data_seq);
+	casfs_data_changed(inode);
+	if (written)
+		casfs_touch_mctime(inode);
 }
 
 /*
@@ -266,9 +310,9 @@ static ssize_t casfs_read_iter(struct kiocb *iocb, struct iov_iter *to)
 
 	if (!iov_iter_count(to))
 		return 0;
-	ret = casfs_real_get(file, &r);
+	ret = casfs_real_get(file, &r, false);
 	if (ret)
-		return ret;
+		return ret == -ENODATA ? 0 : ret;	/* empty: EOF */
 	ret = casfs_sync_flags(file, r.file);
 	if (!ret) {
 		old_cred = override_creds(casfs_file_sbi(file)->creator_cred);
@@ -277,6 +321,8 @@ static ssize_t casfs_read_iter(struct kiocb *iocb, struct iov_iter *to)
 		revert_creds(old_cred);
 	}
 	casfs_real_put(&r);
+	if (ret >= 0)
+		file_accessed(file);
 	return ret;
 }
 
@@ -292,7 +338,7 @@ static ssize_t casfs_write_iter(struct kiocb *iocb, struct iov_iter *from)
 		return 0;
 
 	inode_lock(inode);
-	ret = casfs_real_get(file, &r);
+	ret = casfs_real_get(file, &r, true);
 	if (ret)
 		goto out_unlock;
 	ret = casfs_sync_flags(file, r.file);
@@ -307,8 +353,7 @@ static ssize_t casfs_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	ret = casfs_real_iter_write(r.file, from, &iocb->ki_pos,
 				    casfs_iocb_to_rwf(iocb->ki_flags));
 	revert_creds(old_cred);
-	if (ret > 0)
-		casfs_after_write(inode, r.file);
+	casfs_after_write(inode, ret > 0);
 out_put:
 	casfs_real_put(&r);
 out_unlock:
@@ -324,13 +369,15 @@ static ssize_t casfs_splice_read(struct file *file, loff_t *ppos,
 	struct casfs_real r;
 	ssize_t ret;
 
-	ret = casfs_real_get(file, &r);
+	ret = casfs_real_get(file, &r, false);
 	if (ret)
-		return ret;
+		return ret == -ENODATA ? 0 : ret;	/* empty: EOF */
 	old_cred = override_creds(casfs_file_sbi(file)->creator_cred);
 	ret = casfs_real_splice_read(r.file, ppos, pipe, len, flags);
 	revert_creds(old_cred);
 	casfs_real_put(&r);
+	if (ret >= 0)
+		file_accessed(file);
 	return ret;
 }
 
@@ -350,7 +397,7 @@ static ssize_t casfs_splice_write(struct pipe_inode_info *pipe,
 	ssize_t ret;
 
 	inode_lock(inode);
-	ret = casfs_real_get(file, &r);
+	ret = casfs_real_get(file, &r, true);
 	if (ret)
 		goto out_unlock;
 	ret = casfs_sync_flags(file, r.file);
@@ -367,8 +414,7 @@ static ssize_t casfs_splice_write(struct pipe_inode_info *pipe,
 		ret = -EINVAL;
 	file_end_write(r.file);
 	revert_creds(old_cred);
-	if (ret > 0)
-		casfs_after_write(inode, r.file);
+	casfs_after_write(inode, ret > 0);
 out_put:
 	casfs_real_put(&r);
 out_unlock:
@@ -388,7 +434,7 @@ static int casfs_mmap(struct file *file, struct vm_area_struct *vma)
 
 	if (WARN_ON_ONCE(file != vma->vm_file))
 		return -EIO;
-	ret = casfs_real_get(file, &r);
+	ret = casfs_real_get(file, &r, true);
 	if (ret)
 		return ret;
 	if (!r.file->f_op->mmap) {
@@ -403,6 +449,8 @@ static int casfs_mmap(struct file *file, struct vm_area_struct *vma)
 	ret = call_mmap(r.file, vma);
 	revert_creds(old_cred);
 	casfs_real_put(&r);
+	if (!ret)
+		file_accessed(file);
 	return ret;
 }
 
@@ -419,9 +467,9 @@ static int casfs_fsync(struct file *file, loff_t start, loff_t end,
 	/* A CAS-backed file never accessed has nothing to sync. */
 	if (!READ_ONCE(file->private_data) && !backing)
 		return 0;
-	ret = casfs_real_get(file, &r);
+	ret = casfs_real_get(file, &r, false);
 	if (ret)
-		return ret;
+		return ret == -ENODATA ? 0 : ret;	/* empty: nothing to sync */
 	old_cred = override_creds(casfs_file_sbi(file)->creator_cred);
 	ret = vfs_fsync_range(r.file, start, end, datasync);
 	revert_creds(old_cred);
@@ -438,7 +486,7 @@ static long casfs_fallocate(struct file *file, int mode, loff_t offset,
 	long ret;
 
 	inode_lock(inode);
-	ret = casfs_real_get(file, &r);
+	ret = casfs_real_get(file, &r, true);
 	if (ret)
 		goto out_unlock;
 	ret = file_remove_privs(file);
@@ -446,8 +494,7 @@ static long casfs_fallocate(struct file *file, int mode, loff_t offset,
 		old_cred = override_creds(casfs_file_sbi(file)->creator_cred);
 		ret = vfs_fallocate(r.file, mode, offset, len);
 		revert_creds(old_cred);
-		if (!ret)
-			casfs_after_write(inode, r.file);
+		casfs_after_write(inode, !ret);
 	}
 	casfs_real_put(&r);
 out_unlock:
@@ -471,7 +518,9 @@ static loff_t casfs_llseek(struct file *file, loff_t offset, int whence)
 	if (whence != SEEK_DATA && whence != SEEK_HOLE)
 		return generic_file_llseek(file, offset, whence);
 
-	err = casfs_real_get(file, &r);
+	err = casfs_real_get(file, &r, false);
+	if (err == -ENODATA)	/* empty: i_size alone answers (ENXIO) */
+		return generic_file_llseek(file, offset, whence);
 	if (err)
 		return err;
 	old_cred = override_creds(casfs_file_sbi(file)->creator_cred);
@@ -497,11 +546,11 @@ static ssize_t casfs_copy_file_range(struct file *file_in, loff_t pos_in,
 	const struct cred *old_cred;
 	ssize_t ret;
 
-	ret = casfs_real_get(file_in, &in);
+	ret = casfs_real_get(file_in, &in, false);
 	if (ret)
-		return ret;
+		return ret == -ENODATA ? 0 : ret;	/* empty source: EOF */
 	inode_lock(inode_out);
-	ret = casfs_real_get(file_out, &out);
+	ret = casfs_real_get(file_out, &out, true);
 	if (ret)
 		goto out_unlock;
 	ret = file_remove_privs(file_out);
@@ -510,13 +559,42 @@ static ssize_t casfs_copy_file_range(struct file *file_in, loff_t pos_in,
 		ret = vfs_copy_file_range(in.file, pos_in, out.file, pos_out,
 					  len, 0);
 		revert_creds(old_cred);
-		if (ret > 0)
-			casfs_after_write(inode_out, out.file);
+		casfs_after_write(inode_out, ret > 0);
 	}
 	casfs_real_put(&out);
 out_unlock:
 	inode_unlock(inode_out);
 	casfs_real_put(&in);
+	return ret;
+}
+
+/*
+ * posix_fadvise(2) and readahead(2) act on the page cache, which is the
+ * real file's. A file with nothing opened yet (a CAS-backed file never
+ * read, an empty local file) has no cached pages to advise about: that
+ * is not worth a fetch.
+ */
+static int casfs_fadvise(struct file *file, loff_t offset, loff_t len,
+			 int advice)
+{
+	struct inode *inode = file_inode(file);
+	const struct cred *old_cred;
+	struct casfs_real r;
+	int ret;
+
+	if (len < 0 || advice < POSIX_FADV_NORMAL || advice > POSIX_FADV_NOREUSE)
+		return -EINVAL;
+	if (!READ_ONCE(file->private_data) &&
+	    /* Pairs with the release that publishes a backing file. */
+	    !smp_load_acquire(&CASFS_I(inode)->backing))
+		return 0;
+	ret = casfs_real_get(file, &r, false);
+	if (ret)
+		return ret == -ENODATA ? 0 : ret;
+	old_cred = override_creds(casfs_file_sbi(file)->creator_cred);
+	ret = vfs_fadvise(r.file, offset, len, advice);
+	revert_creds(old_cred);
+	casfs_real_put(&r);
 	return ret;
 }
 
@@ -543,6 +621,7 @@ const struct file_operations casfs_file_operations = {
 	.fsync		= casfs_fsync,
 	.fallocate	= casfs_fallocate,
 	.copy_file_range = casfs_copy_file_range,
+	.fadvise	= casfs_fadvise,
 	.unlocked_ioctl	= casfs_file_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 };

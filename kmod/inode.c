@@ -81,16 +81,30 @@ void casfs_evict_inode(struct inode *inode)
 		fput(ci->backing);
 		ci->backing = NULL;
 	}
-	casfs_xattrs_free(ci);
+	casfs_xattrs_free(inode);
+	atomic_long_dec(&CASFS_SB(inode->i_sb)->inodes);
 }
 
+/*
+ * A new inode of the mount, or ERR_PTR(-ENOSPC) past nr_inodes= (as
+ * tmpfs), or ERR_PTR(-ENOMEM).
+ */
 struct inode *casfs_new_inode(struct super_block *sb, const struct inode *dir,
 			      umode_t mode, dev_t dev)
 {
-	struct inode *inode = new_inode(sb);
+	struct casfs_sb_info *sbi = CASFS_SB(sb);
+	struct inode *inode;
 
-	if (!inode)
-		return NULL;
+	if (atomic_long_inc_return(&sbi->inodes) > sbi->opts.nr_inodes &&
+	    sbi->opts.nr_inodes) {
+		atomic_long_dec(&sbi->inodes);
+		return ERR_PTR(-ENOSPC);
+	}
+	inode = new_inode(sb);
+	if (!inode) {
+		atomic_long_dec(&sbi->inodes);
+		return ERR_PTR(-ENOMEM);
+	}
 	inode->i_ino = atomic64_inc_return(&CASFS_SB(sb)->next_ino);
 	inode_init_owner(CASFS_NOP_IDMAP, inode, dir, mode);
 	casfs_touch_all(inode);
@@ -144,8 +158,23 @@ int casfs_getattr(casfs_idmap_t *idmap, const struct path *path,
 		  struct kstat *stat, u32 request_mask, unsigned int flags)
 {
 	struct inode *inode = d_inode(path->dentry);
-	struct file *backing = READ_ONCE(CASFS_I(inode)->backing);
+	struct casfs_inode_info *ci = CASFS_I(inode);
+	struct file *backing = READ_ONCE(ci->backing);
+	struct timespec64 bt, mt;
 
+	/*
+	 * Stores through a shared writable mapping reach the backing file
+	 * without casfs seeing them; its page_mkwrite moved the backing
+	 * mtime. Carry a newer one over, as a write would have.
+	 */
+	if (backing && READ_ONCE(ci->mapped_writable)) {
+		bt = casfs_get_mtime(file_inode(backing));
+		mt = casfs_get_mtime(inode);
+		if (timespec64_compare(&bt, &mt) > 0) {
+			casfs_set_mtime(inode, bt);
+			casfs_set_ctime(inode, bt);
+		}
+	}
 	casfs_generic_fillattr(idmap, request_mask, inode, stat);
 	/*
 	 * Space used is what the backing file really holds (holes stay

@@ -29,8 +29,8 @@ static int casfs_mknod(casfs_idmap_t *idmap, struct inode *dir,
 	struct inode *inode;
 
 	inode = casfs_new_inode(dir->i_sb, dir, mode, dev);
-	if (!inode)
-		return -ENOMEM;
+	if (IS_ERR(inode))
+		return PTR_ERR(inode);
 	casfs_instantiate(dir, dentry, inode);
 	return 0;
 }
@@ -57,13 +57,14 @@ static int casfs_symlink(casfs_idmap_t *idmap, struct inode *dir,
 	struct inode *inode;
 	char *link;
 
-	link = kstrdup(target, GFP_KERNEL);
+	/* User-sized and pinned with the inode: charged to the caller. */
+	link = kstrdup(target, GFP_KERNEL_ACCOUNT);
 	if (!link)
 		return -ENOMEM;
 	inode = casfs_new_inode(dir->i_sb, dir, S_IFLNK | 0777, 0);
-	if (!inode) {
+	if (IS_ERR(inode)) {
 		kfree(link);
-		return -ENOMEM;
+		return PTR_ERR(inode);
 	}
 	inode->i_link = link;	/* freed in casfs_free_inode() */
 	inode->i_size = strlen(link);
@@ -77,8 +78,8 @@ static int casfs_tmpfile(casfs_idmap_t *idmap, struct inode *dir,
 	struct inode *inode;
 
 	inode = casfs_new_inode(dir->i_sb, dir, mode, 0);
-	if (!inode)
-		return -ENOMEM;
+	if (IS_ERR(inode))
+		return PTR_ERR(inode);
 	d_tmpfile(file, inode);	/* nlink 0 until linkat() gives it a name */
 	return finish_open_simple(file, 0);
 }

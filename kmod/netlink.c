@@ -8,8 +8,13 @@
  * One helper at a time: REGISTER records the sender's port id; a netlink
  * notifier clears it when that socket is released (the helper died or
  * exited). REGISTER and DONE need CAP_NET_ADMIN (GENL_ADMIN_PERM), and
- * DONE is accepted only from the registered helper. Every attribute has a
- * policy and the family validates strictly.
+ * DONE is accepted only from the registered helper. CAP_NET_ADMIN alone
+ * is held by network daemons (systemd-networkd, VPNs) that must not be
+ * able to stand in for the helper while it restarts, so REGISTER also
+ * carries an fd of a blobs/ directory: root-owned, mode 0700, and
+ * writable by the sender -- the power to publish blobs, which is what
+ * the helper is trusted with anyway. Every attribute has a policy and the
+ * family validates strictly.
  */
 #include <linux/netlink.h>
 #include <linux/notifier.h>
@@ -18,6 +23,7 @@
 #include <net/netlink.h>
 #include <net/net_namespace.h>
 #include <linux/module.h>
+#include <linux/file.h>
 
 #include "casfs.h"
 
@@ -30,6 +36,7 @@ static const struct nla_policy casfs_genl_policy[CASFS_A_MAX + 1] = {
 	[CASFS_A_DIGEST]	= NLA_POLICY_EXACT_LEN(CASFS_SHA256_LEN),
 	[CASFS_A_SIZE]		= { .type = NLA_U64 },
 	[CASFS_A_STATUS]	= NLA_POLICY_RANGE(NLA_S32, -MAX_ERRNO, 0),
+	[CASFS_A_BLOBS_FD]	= { .type = NLA_U32 },
 };
 
 static struct genl_family casfs_genl_family;
@@ -75,6 +82,35 @@ void casfs_nl_send_fetch(u32 id, const u8 *sha256, u64 size)
 		atomic64_inc(&casfs_stats.fetches);
 }
 
+/*
+ * Is @fd, in the sender's file table, a blobs/ directory it may publish
+ * into? doit runs in the sender's context, so current is the sender.
+ */
+static int casfs_nl_check_blobs_fd(struct genl_info *info, u32 fd)
+{
+	struct inode *inode;
+	struct file *file;
+	int err = -EPERM;
+
+	file = fget(fd);
+	if (!file) {
+		NL_SET_ERR_MSG(info->extack, "casfs: BLOBS_FD is not an open fd");
+		return -EBADF;
+	}
+	inode = file_inode(file);
+	if (!S_ISDIR(inode->i_mode) || casfs_mnt_idmapped(file->f_path.mnt) ||
+	    !uid_eq(inode->i_uid, GLOBAL_ROOT_UID) || (inode->i_mode & 0077))
+		NL_SET_ERR_MSG(info->extack,
+			       "casfs: BLOBS_FD must be a root-owned directory of mode 0700");
+	else if (inode_permission(CASFS_NOP_IDMAP, inode, MAY_WRITE | MAY_EXEC))
+		NL_SET_ERR_MSG(info->extack,
+			       "casfs: the sender may not write BLOBS_FD's directory");
+	else
+		err = 0;
+	fput(file);
+	return err;
+}
+
 static int casfs_nl_register(struct sk_buff *skb, struct genl_info *info)
 {
 	struct sk_buff *reply;
@@ -90,6 +126,12 @@ static int casfs_nl_register(struct sk_buff *skb, struct genl_info *info)
 			       "casfs: unsupported protocol version");
 		return -EPROTONOSUPPORT;
 	}
+	if (GENL_REQ_ATTR_CHECK(info, CASFS_A_BLOBS_FD))
+		return -EINVAL;
+	err = casfs_nl_check_blobs_fd(info,
+				      nla_get_u32(info->attrs[CASFS_A_BLOBS_FD]));
+	if (err)
+		return err;
 
 	spin_lock(&casfs_helper_lock);
 	if (casfs_helper_portid && casfs_helper_portid != info->snd_portid) {

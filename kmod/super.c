@@ -14,6 +14,7 @@
 #include <linux/slab.h>
 #include <linux/statfs.h>
 #include <linux/string.h>
+#include <linux/mm.h>
 
 #include "casfs.h"
 
@@ -25,6 +26,8 @@ enum casfs_param {
 	CASFS_OPT_UID,
 	CASFS_OPT_GID,
 	CASFS_OPT_TIMEOUT,
+	CASFS_OPT_NR_INODES,
+	CASFS_OPT_XATTR_BYTES,
 };
 
 #define CASFS_DEFAULT_TIMEOUT	60	/* seconds */
@@ -36,6 +39,8 @@ static const struct fs_parameter_spec casfs_fs_parameters[] = {
 	fsparam_u32("uid", CASFS_OPT_UID),
 	fsparam_u32("gid", CASFS_OPT_GID),
 	fsparam_u32("timeout", CASFS_OPT_TIMEOUT),
+	fsparam_string("nr_inodes", CASFS_OPT_NR_INODES),
+	fsparam_string("xattr_bytes", CASFS_OPT_XATTR_BYTES),
 	{}
 };
 
@@ -43,6 +48,8 @@ static int casfs_parse_param(struct fs_context *fc, struct fs_parameter *param)
 {
 	struct casfs_mount_opts *opts = fc->fs_private;
 	struct fs_parse_result result;
+	unsigned long long n;
+	char *rest;
 	kuid_t uid;
 	kgid_t gid;
 	int opt;
@@ -67,32 +74,77 @@ static int casfs_parse_param(struct fs_context *fc, struct fs_parameter *param)
 			return invalfc(fc, "mode=%o: not a permission mode",
 				       result.uint_32);
 		opts->root_mode = result.uint_32;
+		opts->set |= CASFS_SET_MODE;
 		break;
 	case CASFS_OPT_UID:
-		uid = make_kuid(current_user_ns(), result.uint_32);
+		/* IDs are the mounter's view: the fs_context's namespace. */
+		uid = make_kuid(fc->user_ns, result.uint_32);
 		if (!uid_valid(uid))
 			return invalfc(fc, "uid=%u: not mapped", result.uint_32);
 		opts->root_uid = uid;
+		opts->set |= CASFS_SET_UID;
 		break;
 	case CASFS_OPT_GID:
-		gid = make_kgid(current_user_ns(), result.uint_32);
+		gid = make_kgid(fc->user_ns, result.uint_32);
 		if (!gid_valid(gid))
 			return invalfc(fc, "gid=%u: not mapped", result.uint_32);
 		opts->root_gid = gid;
+		opts->set |= CASFS_SET_GID;
 		break;
 	case CASFS_OPT_TIMEOUT:
 		if (!result.uint_32 || result.uint_32 > CASFS_MAX_TIMEOUT)
 			return invalfc(fc, "timeout=%u: must be 1 to %u seconds",
 				       result.uint_32, CASFS_MAX_TIMEOUT);
 		opts->timeout = result.uint_32;
+		opts->set |= CASFS_SET_TIMEOUT;
+		break;
+	case CASFS_OPT_NR_INODES:
+	case CASFS_OPT_XATTR_BYTES:
+		/* A number with an optional k/m/g suffix, as tmpfs takes. */
+		n = memparse(param->string, &rest);
+		if (*rest || n > LONG_MAX || rest == param->string)
+			return invalfc(fc, "%s=%s: not a number", param->key,
+				       param->string);
+		if (opt == CASFS_OPT_NR_INODES) {
+			opts->nr_inodes = n;
+			opts->set |= CASFS_SET_NR_INODES;
+		} else {
+			opts->xattr_bytes = n;
+			opts->set |= CASFS_SET_XATTR_BYTES;
+		}
 		break;
 	}
 	return 0;
 }
 
+/* Defaults that scale with the machine, as tmpfs's nr_inodes does. */
+static unsigned long casfs_default_nr_inodes(void)
+{
+	return totalram_pages() / 2;
+}
+
+static unsigned long casfs_default_xattr_bytes(void)
+{
+	return (totalram_pages() / 64) << PAGE_SHIFT;
+}
+
 static int casfs_statfs(struct dentry *dentry, struct kstatfs *buf)
 {
 	return casfs_cache_statfs(dentry->d_sb, buf);
+}
+
+/* syncfs(2) on casfs syncs the backing filesystem: the bytes are there. */
+static int casfs_sync_fs(struct super_block *sb, int wait)
+{
+	struct super_block *csb = CASFS_SB(sb)->cache.mnt->mnt_sb;
+	int err;
+
+	if (!wait)
+		return 0;
+	down_read(&csb->s_umount);
+	err = sync_filesystem(csb);
+	up_read(&csb->s_umount);
+	return err;
 }
 
 static int casfs_show_options(struct seq_file *m, struct dentry *root)
@@ -110,6 +162,10 @@ static int casfs_show_options(struct seq_file *m, struct dentry *root)
 			   from_kgid_munged(&init_user_ns, sbi->opts.root_gid));
 	if (sbi->opts.timeout != CASFS_DEFAULT_TIMEOUT)
 		seq_printf(m, ",timeout=%u", sbi->opts.timeout);
+	if (sbi->opts.nr_inodes != casfs_default_nr_inodes())
+		seq_printf(m, ",nr_inodes=%lu", sbi->opts.nr_inodes);
+	if (sbi->opts.xattr_bytes != casfs_default_xattr_bytes())
+		seq_printf(m, ",xattr_bytes=%lu", sbi->opts.xattr_bytes);
 	return 0;
 }
 
@@ -118,6 +174,7 @@ static const struct super_operations casfs_super_ops = {
 	.free_inode	= casfs_free_inode,
 	.evict_inode	= casfs_evict_inode,
 	.drop_inode	= generic_delete_inode,
+	.sync_fs	= casfs_sync_fs,
 	.statfs		= casfs_statfs,
 	.show_options	= casfs_show_options,
 };
@@ -137,6 +194,8 @@ static int casfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	sbi->opts = *(struct casfs_mount_opts *)fc->fs_private;
 	((struct casfs_mount_opts *)fc->fs_private)->cache = NULL;
 	atomic64_set(&sbi->next_ino, 1);
+	atomic_long_set(&sbi->inodes, 0);
+	atomic_long_set(&sbi->xattr_bytes, 0);
 
 	sb->s_maxbytes		= MAX_LFS_FILESIZE;
 	sb->s_blocksize		= PAGE_SIZE;
@@ -145,14 +204,20 @@ static int casfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	sb->s_op		= &casfs_super_ops;
 	sb->s_xattr		= casfs_xattr_handlers;
 	sb->s_time_gran		= 1;
+	/*
+	 * Writes may skip the privilege-removal check once an inode is known
+	 * to have no setuid/setgid bit and no security.capability (the VFS
+	 * clears S_NOSEC on chmod and on security.* xattr changes).
+	 */
+	sb->s_flags		|= SB_NOSEC;
 
 	err = casfs_cache_open(sb, fc);
 	if (err)
 		return err;	/* casfs_kill_sb() releases what was taken */
 
 	root = casfs_new_inode(sb, NULL, S_IFDIR | sbi->opts.root_mode, 0);
-	if (!root)
-		return -ENOMEM;
+	if (IS_ERR(root))
+		return PTR_ERR(root);
 	root->i_uid = sbi->opts.root_uid;
 	root->i_gid = sbi->opts.root_gid;
 	sb->s_root = d_make_root(root);
@@ -171,19 +236,55 @@ static int casfs_get_tree(struct fs_context *fc)
 }
 
 /*
- * Remount may change nothing that the superblock depends on: the cache
- * directory is held open and the root inode already exists. Refuse a new
- * cache= loudly rather than silently ignoring it.
+ * Remount changes what it names and nothing else: an option not given
+ * keeps its value. The cache directory is held open, so a new cache= is
+ * refused loudly rather than ignored; mode=, uid= and gid= apply to the
+ * root directory as at mount; nr_inodes= and xattr_bytes= may not drop
+ * below what is in use (as tmpfs).
  */
 static int casfs_reconfigure(struct fs_context *fc)
 {
 	struct casfs_mount_opts *opts = fc->fs_private;
-	struct casfs_sb_info *sbi = CASFS_SB(fc->root->d_sb);
+	struct super_block *sb = fc->root->d_sb;
+	struct casfs_sb_info *sbi = CASFS_SB(sb);
+	struct inode *root = d_inode(sb->s_root);
 
-	sync_filesystem(fc->root->d_sb);
+	sync_filesystem(sb);
 	if (opts->cache && strcmp(opts->cache, sbi->opts.cache))
 		return invalfc(fc, "cache= cannot change on remount");
-	sbi->opts.timeout = opts->timeout;
+	if ((opts->set & CASFS_SET_NR_INODES) && opts->nr_inodes &&
+	    opts->nr_inodes < atomic_long_read(&sbi->inodes))
+		return invalfc(fc, "nr_inodes=%lu: %ld inodes are in use",
+			       opts->nr_inodes, atomic_long_read(&sbi->inodes));
+	if ((opts->set & CASFS_SET_XATTR_BYTES) &&
+	    opts->xattr_bytes < atomic_long_read(&sbi->xattr_bytes))
+		return invalfc(fc, "xattr_bytes=%lu: %ld bytes are in use",
+			       opts->xattr_bytes,
+			       atomic_long_read(&sbi->xattr_bytes));
+
+	if (opts->set & CASFS_SET_TIMEOUT)
+		sbi->opts.timeout = opts->timeout;
+	if (opts->set & CASFS_SET_NR_INODES)
+		sbi->opts.nr_inodes = opts->nr_inodes;
+	if (opts->set & CASFS_SET_XATTR_BYTES)
+		sbi->opts.xattr_bytes = opts->xattr_bytes;
+	if (opts->set & (CASFS_SET_MODE | CASFS_SET_UID | CASFS_SET_GID)) {
+		inode_lock(root);
+		if (opts->set & CASFS_SET_MODE) {
+			sbi->opts.root_mode = opts->root_mode;
+			root->i_mode = S_IFDIR | opts->root_mode;
+		}
+		if (opts->set & CASFS_SET_UID) {
+			sbi->opts.root_uid = opts->root_uid;
+			root->i_uid = opts->root_uid;
+		}
+		if (opts->set & CASFS_SET_GID) {
+			sbi->opts.root_gid = opts->root_gid;
+			root->i_gid = opts->root_gid;
+		}
+		casfs_set_ctime(root, current_time(root));
+		inode_unlock(root);
+	}
 	return 0;
 }
 
@@ -214,6 +315,8 @@ static int casfs_init_fs_context(struct fs_context *fc)
 	opts->root_uid = GLOBAL_ROOT_UID;
 	opts->root_gid = GLOBAL_ROOT_GID;
 	opts->timeout = CASFS_DEFAULT_TIMEOUT;
+	opts->nr_inodes = casfs_default_nr_inodes();
+	opts->xattr_bytes = casfs_default_xattr_bytes();
 	fc->fs_private = opts;
 	fc->ops = &casfs_context_ops;
 	return 0;

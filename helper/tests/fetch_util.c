@@ -66,7 +66,7 @@ bool t_cached_ok(const char *cache, const uint8_t d[32], size_t n, unsigned seed
 	t_fill(want, n, seed);
 	got = t_read_file(path, &len);
 	ok = got && len == n && !memcmp(got, want, n) && stat(path, &st) == 0 &&
-	     (st.st_mode & 07777) == 0444;
+	     (st.st_mode & 07777) == 0400;
 	free(got);
 	free(want);
 	return ok;

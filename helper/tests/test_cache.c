@@ -46,10 +46,26 @@ static void t_creates_layout(void)
 
 	REQUIRE(cache_open(&c, dir, 0, 0) == 0);
 	snprintf(p, sizeof(p), "%s/blobs", dir);
-	CHECK(stat(p, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0755);
+	CHECK(stat(p, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700);
 	snprintf(p, sizeof(p), "%s/tmp", dir);
 	CHECK(stat(p, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700);
 	CHECK_INT(cache_count(c), 0);
+	cache_close(c);
+}
+
+/* A blobs/ left 0755 by an older version is tightened to 0700. */
+static void t_tightens_blobs(void)
+{
+	const char *dir = t_tmpdir();
+	char p[400];
+	struct cache *c;
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/blobs", dir);
+	REQUIRE(mkdir(p, 0755) == 0);
+	REQUIRE(chmod(p, 0755) == 0);
+	REQUIRE(cache_open(&c, dir, 0, 0) == 0);
+	CHECK(stat(p, &st) == 0 && (st.st_mode & 07777) == 0700);
 	cache_close(c);
 }
 
@@ -244,6 +260,7 @@ static void t_many_entries(void)
 
 const struct test cache_tests[] = {
 	{ "creates_layout", t_creates_layout },
+	{ "tightens_blobs", t_tightens_blobs },
 	{ "refuses_untrusted", t_refuses_untrusted },
 	{ "cleans_tmp_and_scans", t_cleans_tmp_and_scans },
 	{ "lookup_touch_size", t_lookup },

@@ -10,7 +10,10 @@
  *     go through the cache directory (DIR/blobs/<sha256 hex>).
  *
  *       helper                          kernel
- *       REGISTER {VERSION}      ---->   (CAP_NET_ADMIN) becomes the one
+ *       REGISTER {VERSION,      ---->   (CAP_NET_ADMIN, and BLOBS_FD an fd
+ *                 BLOBS_FD}             of a root-owned mode-0700 directory
+ *                                       the sender may write: proof that it
+ *                                       may publish blobs) becomes the one
  *                               <----   reply REGISTER {VERSION}
  *                               <----   FETCH {REQ_ID, DIGEST, SIZE} for
  *                                       every pending request, then one
@@ -44,7 +47,7 @@
 
 #define CASFS_GENL_NAME		"casfs"
 #define CASFS_GENL_VERSION	1	/* genl family version */
-#define CASFS_PROTO_VERSION	1	/* REGISTER's VERSION attribute */
+#define CASFS_PROTO_VERSION	2	/* REGISTER's VERSION attribute */
 
 #define CASFS_SHA256_LEN	32
 #define CASFS_MAX_BLOB_SIZE	(1ULL << 40)	/* 1 TiB: larger is refused */
@@ -75,6 +78,7 @@ enum casfs_genl_attr {
 	CASFS_A_STAT_PENDING,	/* u64: requests in flight now */
 	CASFS_A_STAT_HELPER,	/* u32: 1 if a helper is registered */
 	CASFS_A_PAD,		/* for 64-bit attribute alignment */
+	CASFS_A_BLOBS_FD,	/* u32: REGISTER: fd of the cache's blobs/ */
 	__CASFS_A_MAX,
 };
 
@@ -92,10 +96,12 @@ enum casfs_genl_attr {
  * Each entry names its file by (name_off, name_len) into the caller's
  * name buffer. Names must not be empty, ".", "..", contain '/' or NUL, or
  * be longer than 255 bytes; no two entries may share a name, and no name
- * may exist in the directory. mode holds permission bits only (07777).
- * size is at most CASFS_MAX_BLOB_SIZE. A bad entry fails the whole call
- * with EINVAL (EEXIST for an existing name), reports its index in
- * bad_index, and creates nothing.
+ * may exist in the directory. mode holds permission and sticky bits only
+ * (01777): setuid and setgid are refused. The caller's umask applies, as
+ * for creat(2), and so do the LSMs, audit and fsnotify. size is at most
+ * CASFS_MAX_BLOB_SIZE. A bad entry fails the whole call with EINVAL
+ * (EEXIST for an existing name, EACCES/EPERM from an LSM, ENOSPC past
+ * nr_inodes=), reports its index in bad_index, and creates nothing.
  */
 #define CASFS_STAGE_MAX_ENTRIES	65536
 #define CASFS_STAGE_MAX_NAMES	(16U << 20)	/* bytes of names per call */

@@ -22,7 +22,8 @@ CMD_REGISTER, CMD_FETCH, CMD_DONE, CMD_GET_STATS = 1, 2, 3, 4
 A_VERSION, A_REQ_ID, A_DIGEST, A_SIZE, A_STATUS = 1, 2, 3, 4, 5
 STAT_ATTRS = {6: "misses", 7: "fetches", 8: "fetch_bytes", 9: "errors",
               10: "timeouts", 11: "pending", 12: "helper"}
-PROTO_VERSION = 1
+A_BLOBS_FD = 14
+PROTO_VERSION = 2
 
 XATTR_SHA256 = "user.casfs.sha256"
 XATTR_SHA256_HEX = "user.casfs.sha256hex"
@@ -158,9 +159,21 @@ class Genl:
             raise OSError(err, "resolving genl family " + name)
         return struct.unpack("=H", replies[0][2][CTRL_ATTR_FAMILY_ID][:2])[0]
 
-    def register(self, version=PROTO_VERSION):
-        return self.request(CMD_REGISTER, _attr(A_VERSION,
-                                                struct.pack("=I", version)))
+    def register(self, version=PROTO_VERSION, blobs=None, blobs_fd=None):
+        """REGISTER with an fd of blobs/ (default: $CASFS_CACHE/blobs),
+        the kernel's proof that the sender may publish blobs."""
+        close = False
+        if blobs_fd is None:
+            blobs = blobs or os.path.join(os.environ["CASFS_CACHE"], "blobs")
+            blobs_fd = os.open(blobs, os.O_RDONLY | os.O_DIRECTORY)
+            close = True
+        try:
+            return self.request(CMD_REGISTER,
+                                _attr(A_VERSION, struct.pack("=I", version)) +
+                                _attr(A_BLOBS_FD, struct.pack("=I", blobs_fd)))
+        finally:
+            if close:
+                os.close(blobs_fd)
 
     def done(self, req_id, status):
         return self.request(CMD_DONE,

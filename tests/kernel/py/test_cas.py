@@ -72,13 +72,15 @@ class FakeHelper:
                 data = bytes([data[0] ^ 1]) + data[1:]
             elif self.mode == "short":
                 data = data[:-1]
-            if self.mode in ("ok", "short") or self.mode == "corrupt":
+            if status == 0 and size == len(self.store[digest]):
                 tmp = os.path.join(CACHE, "tmp", digest.hex())
                 with open(tmp, "wb") as f:
                     f.write(data)
-                os.chmod(tmp, 0o444)
+                os.chmod(tmp, 0o400)
                 os.rename(tmp, os.path.join(BLOBS, digest.hex()))
-        assert size == len(self.store.get(digest, b"")) or data is None
+        if data is not None and size != len(self.store[digest]):
+            # the real helper checks (digest, size) too: nothing published
+            status = -errno.EIO
         self.nl.send(self.nl.family, U.CMD_DONE,
                      U.attr(U.A_REQ_ID, struct.pack("=I", req)) +
                      U.attr(U.A_STATUS, struct.pack("=i", status)),
@@ -238,7 +240,8 @@ class Fetching(Base):
             m.close()
         self.assertEqual(len(self.helper.fetches), 1)
         st = os.stat(os.path.join(BLOBS, sha(data).hex()))
-        self.assertEqual(stat.S_IMODE(st.st_mode), 0o444)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o400)
+        self.assertEqual(stat.S_IMODE(os.stat(BLOBS).st_mode), 0o700)
 
     def test_concurrent_misses_one_request(self):
         data = os.urandom(300_000)
@@ -416,17 +419,60 @@ class CopyUp(Base):
 
 class Netlink(Base):
     def test_unprivileged_commands_eperm(self):
+        blobs_fd = os.open(BLOBS, os.O_RDONLY | os.O_DIRECTORY)
         pid = os.fork()
         if pid == 0:
             os.setgid(65534)
             os.setuid(65534)
             nl = U.Genl()
-            codes = [nl.register()[0], nl.done(1, 0)[0]]
+            codes = [nl.register(blobs_fd=blobs_fd)[0], nl.done(1, 0)[0]]
             ok = codes == [errno.EPERM, errno.EPERM]
             st = nl.stats()     # stats are for everyone
             os._exit(0 if ok and "misses" in st else 1)
         _, status = os.waitpid(pid, 0)
+        os.close(blobs_fd)
         self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+
+    def test_register_needs_blobs_proof(self):
+        """CAP_NET_ADMIN alone (a network daemon) cannot become the helper:
+        REGISTER must carry an fd of a root-owned 0700 directory that the
+        sender may write."""
+        nl = U.Genl()
+        try:
+            # no BLOBS_FD at all
+            self.assertEqual(nl.raw(U.CMD_REGISTER, U.attr(
+                U.A_VERSION, struct.pack("=I", U.PROTO_VERSION)))[0], errno.EINVAL)
+            # not an open fd; a file; a 0755 directory
+            self.assertEqual(nl.register(blobs_fd=987654)[0], errno.EBADF)
+            with open("/etc/hostname", "rb") as f:
+                self.assertEqual(nl.register(blobs_fd=f.fileno())[0], errno.EPERM)
+            self.assertEqual(nl.register(blobs="/")[0], errno.EPERM)
+            # a 0700 directory owned by someone else
+            other = os.path.join(CACHE, "tmp", "other")
+            os.mkdir(other, 0o700)
+            os.chown(other, 65534, 65534)
+            self.assertEqual(nl.register(blobs=other)[0], errno.EPERM)
+            os.rmdir(other)
+            self.assertEqual(nl.register()[0], 0)
+        finally:
+            nl.close()
+        # CAP_NET_ADMIN without root: setpriv keeps the capability across
+        # the uid change; every fd it can get is refused.
+        if not shutil.which("setpriv"):
+            self.skipTest("no setpriv")
+        os.makedirs("/tmp/casfs-nobody", 0o700, exist_ok=True)
+        os.chown("/tmp/casfs-nobody", 65534, 65534)
+        code = ("import errno, os, sys; sys.path.insert(0, %r); "
+                "import casfs_uapi as U; nl = U.Genl(); "
+                "r = [nl.register(blobs=b)[0] for b in ('/', '/tmp/casfs-nobody')]; "
+                "print(r); sys.exit(0 if r == [errno.EPERM] * 2 else 1)"
+                % os.path.dirname(os.path.abspath(__file__)))
+        out = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             "--inh-caps=+net_admin", "--ambient-caps=+net_admin",
+             sys.executable, "-c", code], capture_output=True, text=True)
+        shutil.rmtree("/tmp/casfs-nobody", ignore_errors=True)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
 
     def test_malformed_attributes(self):
         nl = U.Genl()
@@ -456,6 +502,397 @@ class Netlink(Base):
         self.assertEqual(nl3.register()[0], 0)
         nl3.close()
 
+
+
+def in_child(fn, uid=None, gid=None, groups=None):
+    """Run fn() in a forked child (optionally as uid/gid); its return
+    value (True/False or a string saying what went wrong) decides."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            if groups is not None:
+                os.setgroups(groups)
+            if gid is not None:
+                os.setgid(gid)
+            if uid is not None:
+                os.setuid(uid)
+            res = fn()
+            msg = "" if res is True or res is None else str(res)
+        except BaseException as e:  # noqa: B902 - report everything
+            msg = "%s: %s" % (type(e).__name__, e)
+        os.write(w, msg.encode())
+        os._exit(0)
+    os.close(w)
+    out = b""
+    while True:
+        chunk = os.read(r, 4096)
+        if not chunk:
+            break
+        out += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    return out.decode()
+
+
+class Hostile(Base):
+    """What an unprivileged local user must not get (issue 8)."""
+
+    def test_stage_refuses_setuid_setgid(self):
+        for mode in (0o4755, 0o2755, 0o6755, 0o2000):
+            self.assertErrno(errno.EINVAL, U.stage, self.d,
+                             [("f", sha(b"x"), 1, mode)])
+            self.assertEqual(os.listdir(self.d), [])
+        # the sticky bit is harmless and kept
+        U.stage(self.d, [("t", sha(b"x"), 1, 0o1644)])
+        self.assertEqual(stat.S_IMODE(os.stat(self.p("t")).st_mode), 0o1644)
+
+    def test_setgid_directory_as_nobody(self):
+        """In a setgid directory a staged file gets the directory's group
+        (as creat(2) gives it) but never a setgid bit."""
+        os.chown(self.d, 0, 4242)
+        os.chmod(self.d, 0o2777)
+
+        def child():
+            try:
+                U.stage(self.d, [("g", sha(b"x"), 1, 0o2755)])
+                return "setgid entry staged"
+            except OSError as e:
+                if e.errno != errno.EINVAL:
+                    return "errno %d" % e.errno
+            U.stage(self.d, [("g", sha(b"x"), 1, 0o755)])
+            st = os.stat(self.p("g"))
+            if st.st_gid != 4242 or st.st_mode & (stat.S_ISGID | stat.S_ISUID):
+                return "gid %d mode %o" % (st.st_gid, st.st_mode)
+            return True
+        self.assertEqual(in_child(child, 65534, 65534, []), "")
+
+    def test_stage_applies_umask(self):
+        old = os.umask(0o027)
+        try:
+            U.stage(self.d, [("u", sha(b"x"), 1, 0o777)])
+        finally:
+            os.umask(old)
+        self.assertEqual(stat.S_IMODE(os.stat(self.p("u")).st_mode), 0o750)
+
+    def test_stage_needs_write_permission(self):
+        os.chmod(self.d, 0o755)
+
+        def child():
+            try:
+                U.stage(self.d, [("n", sha(b"x"), 1, 0o644)])
+            except OSError as e:
+                return True if e.errno == errno.EACCES else "errno %d" % e.errno
+            return "staged without write permission"
+        self.assertEqual(in_child(child, 65534, 65534, []), "")
+
+    def test_stage_notifies_inotify(self):
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.inotify_init1(os.O_NONBLOCK)
+        self.assertGreaterEqual(fd, 0)
+        try:
+            IN_CREATE = 0x100
+            self.assertGreaterEqual(
+                libc.inotify_add_watch(fd, self.d.encode(), IN_CREATE), 0)
+            U.stage(self.d, [("a", sha(b"x"), 1, 0o644),
+                             ("b", sha(b"y"), 1, 0o644),
+                             ("c", sha(b""), 0, 0o644)])
+            buf = os.read(fd, 4096)
+            names, off = [], 0
+            while off < len(buf):
+                _wd, mask, _cookie, ln = struct.unpack_from("=iIII", buf, off)
+                name = buf[off + 16:off + 16 + ln].rstrip(b"\0").decode()
+                if mask & IN_CREATE:
+                    names.append(name)
+                off += 16 + ln
+            self.assertEqual(sorted(names), ["a", "b", "c"])
+        finally:
+            os.close(fd)
+
+    def test_stage_goes_through_landlock(self):
+        """An LSM that forbids creating regular files (Landlock, through
+        security_path_mknod) forbids staging them too."""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        SYS_create_ruleset, SYS_restrict_self = 444, 446
+        abi = libc.syscall(SYS_create_ruleset, None, 0, 1)  # VERSION
+        if abi < 1:
+            self.skipTest("Landlock not enabled on this kernel")
+
+        def child():
+            MAKE_REG = 1 << 8
+            attr = struct.pack("=Q", MAKE_REG)
+            rs = libc.syscall(SYS_create_ruleset, attr, len(attr), 0)
+            if rs < 0:
+                return "create_ruleset errno %d" % ctypes.get_errno()
+            PR_SET_NO_NEW_PRIVS = 38
+            libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+            if libc.syscall(SYS_restrict_self, rs, 0) < 0:
+                return "restrict_self errno %d" % ctypes.get_errno()
+            try:
+                open(self.p("plain"), "w").close()
+                return "creat allowed under Landlock"
+            except PermissionError:
+                pass
+            try:
+                U.stage(self.d, [("l", sha(b"x"), 1, 0o644)])
+                return "staging allowed under Landlock"
+            except OSError as e:
+                if e.errno != errno.EACCES:
+                    return "errno %d" % e.errno
+            return True
+        self.assertEqual(in_child(child), "")
+        self.assertEqual(os.listdir(self.d), [])
+
+    def test_fifo_or_device_blob_refused_without_blocking(self):
+        U.stage(self.d, [("fifo", sha(b"fifo"), 4, 0o644),
+                         ("dev", sha(b"dev!"), 4, 0o644)])
+        os.mkfifo(os.path.join(BLOBS, sha(b"fifo").hex()), 0o400)
+        os.mknod(os.path.join(BLOBS, sha(b"dev!").hex()), 0o400 | stat.S_IFCHR,
+                 os.makedev(1, 3))
+        for n in ("fifo", "dev"):
+            t0 = time.monotonic()
+            self.assertErrno(errno.EIO, lambda: open(self.p(n), "rb").read())
+            self.assertLess(time.monotonic() - t0, 2, n)
+
+    def test_huge_cas_file_truncated_copies_little(self):
+        """Truncating a 1 TiB CAS-backed file to 1 byte copies 1 byte."""
+        size = 1 << 40
+        h = sha(b"huge")
+        blob = os.path.join(BLOBS, h.hex())
+        with open(blob, "wb") as f:
+            f.write(b"H")
+            f.truncate(size)            # sparse: costs one page
+        os.chmod(blob, 0o400)
+        U.stage(self.d, [("huge", h, size, 0o644)])
+        t0 = time.monotonic()
+        os.truncate(self.p("huge"), 1)
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertEqual(open(self.p("huge"), "rb").read(), b"H")
+        self.assertEqual(U.state(self.p("huge"))[2], U.STATE_LOCAL)
+        self.assertEqual(os.getxattr(self.p("huge"), U.XATTR_SHA256), sha(b"H"))
+
+    def test_wrong_size_does_not_fail_the_real_blob(self):
+        """A user who stages the right digest with a wrong size gets EIO;
+        readers of the real (digest, size) are not failed with them."""
+        data = os.urandom(5000)
+        self.add("real", data)
+        U.stage(self.d, [("wrong", sha(data), len(data) + 1, 0o644)])
+        self.helper = FakeHelper(self.store, delay=0.5)
+        res = {}
+
+        def rd(n):
+            try:
+                res[n] = open(self.p(n), "rb").read()
+            except OSError as e:
+                res[n] = e.errno
+        ts = [threading.Thread(target=rd, args=(n,)) for n in ("wrong", "real")]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual(res["real"], data)
+        self.assertEqual(res["wrong"], errno.EIO)
+        self.assertEqual(len(self.helper.fetches), 2)   # two requests
+
+    def test_digest_follows_truncate(self):
+        with open(self.p("l"), "wb") as f:
+            f.write(b"hello world")
+        self.assertEqual(os.getxattr(self.p("l"), U.XATTR_SHA256),
+                         sha(b"hello world"))
+        os.truncate(self.p("l"), 5)
+        self.assertEqual(os.getxattr(self.p("l"), U.XATTR_SHA256), sha(b"hello"))
+        os.truncate(self.p("l"), 7)
+        self.assertEqual(os.getxattr(self.p("l"), U.XATTR_SHA256),
+                         sha(b"hello\0\0"))
+
+    def test_times_atime_mmap_fadvise_syncfs(self):
+        import ctypes
+        import mmap
+        libc = ctypes.CDLL(None, use_errno=True)
+        with open(self.p("t"), "wb") as f:
+            f.write(b"0123456789")
+        st0 = os.stat(self.p("t"))
+        time.sleep(0.05)
+        open(self.p("t"), "rb").read()          # relatime: atime <= mtime
+        self.assertGreater(os.stat(self.p("t")).st_atime_ns, st0.st_atime_ns)
+        time.sleep(0.05)
+        with open(self.p("t"), "r+b") as f:
+            m = mmap.mmap(f.fileno(), 0)
+            m[0:1] = b"X"
+            m.flush()
+            m.close()
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_WILLNEED)
+            self.assertEqual(libc.syncfs(f.fileno()), 0)
+        st1 = os.stat(self.p("t"))
+        self.assertGreater(st1.st_mtime_ns, st0.st_mtime_ns)
+        self.assertEqual(open(self.p("t"), "rb").read(), b"X123456789")
+        self.assertEqual(os.getxattr(self.p("t"), U.XATTR_SHA256),
+                         sha(b"X123456789"))
+        # advice on a CAS file never read fetches nothing
+        self.add("c", b"cas bytes")
+        with open(self.p("c"), "rb") as f:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_WILLNEED)
+        self.assertEqual(os.listdir(BLOBS), [])
+
+
+class Limits(unittest.TestCase):
+    """nr_inodes= and xattr_bytes= bound what any user can pin."""
+
+    def setUp(self):
+        self.mnt = os.path.join(CACHE, "..", "casfs-limits-%d" % os.getpid())
+        self.mnt = os.path.abspath(self.mnt)
+        os.mkdir(self.mnt)
+
+    def tearDown(self):
+        subprocess.call(["umount", self.mnt])
+        os.rmdir(self.mnt)
+
+    def mount(self, opts):
+        subprocess.check_call(["mount", "-t", "casfs", "-o",
+                               "cache=%s,%s" % (CACHE, opts), "casfs", self.mnt])
+
+    def test_nr_inodes(self):
+        self.mount("nr_inodes=20")
+        st = os.statvfs(self.mnt)
+        self.assertEqual(st.f_files, 20)
+        made = 0
+        with self.assertRaises(OSError) as cm:
+            for i in range(30):
+                open(os.path.join(self.mnt, "f%d" % i), "w").close()
+                made += 1
+        self.assertEqual(cm.exception.errno, errno.ENOSPC)
+        self.assertEqual(made, 19)      # the root is one of the 20
+        self.assertEqual(os.statvfs(self.mnt).f_ffree, 0)
+        with self.assertRaises(OSError) as cm:
+            U.stage(self.mnt, [("s", sha(b"x"), 1, 0o644)])
+        self.assertEqual(cm.exception.errno, errno.ENOSPC)
+        os.unlink(os.path.join(self.mnt, "f0"))
+        open(os.path.join(self.mnt, "again"), "w").close()
+        # remount cannot go below what is in use; may go above
+        self.assertNotEqual(subprocess.call(
+            ["mount", "-o", "remount,nr_inodes=5", self.mnt],
+            stderr=subprocess.DEVNULL), 0)
+        subprocess.check_call(["mount", "-o", "remount,nr_inodes=100", self.mnt])
+        self.assertEqual(os.statvfs(self.mnt).f_files, 100)
+        self.assertIn("nr_inodes=100", open("/proc/mounts").read())
+
+    def test_xattr_bytes(self):
+        self.mount("xattr_bytes=4k")
+        a, b = (os.path.join(self.mnt, n) for n in "ab")
+        open(a, "w").close()
+        open(b, "w").close()
+        os.setxattr(a, "user.v", b"x" * 3000)
+        with self.assertRaises(OSError) as cm:
+            os.setxattr(b, "user.v", b"y" * 2000)
+        self.assertEqual(cm.exception.errno, errno.ENOSPC)
+        os.removexattr(a, "user.v")
+        os.setxattr(b, "user.v", b"y" * 2000)      # room again
+        os.unlink(b)                                # freed with the inode
+        os.setxattr(a, "user.v", b"z" * 4000)
+
+    def test_remount_keeps_what_it_does_not_name(self):
+        self.mount("timeout=7,mode=0755")
+        subprocess.check_call(["mount", "-o", "remount,mode=0700,uid=65534",
+                               self.mnt])
+        line = [ln for ln in open("/proc/mounts") if self.mnt in ln][0]
+        self.assertIn("timeout=7", line)
+        st = os.stat(self.mnt)
+        self.assertEqual((stat.S_IMODE(st.st_mode), st.st_uid), (0o700, 65534))
+
+
+class FetchTable(Base):
+    """One user cannot take every fetch slot: each uid has a share
+    (max_fetches_per_uid, lowered here to keep the test small)."""
+
+    PARAM = "/sys/module/casfs/parameters/max_fetches_per_uid"
+
+    def test_per_uid_share_is_eagain(self):
+        share, n = 8, 12
+        old = open(self.PARAM).read().strip()
+        mnt = os.path.abspath(os.path.join(CACHE, "..", "casfs-share-%d" % os.getpid()))
+        os.mkdir(mnt)
+        subprocess.check_call(["mount", "-t", "casfs", "-o",
+                               "cache=%s,timeout=60" % CACHE, "casfs", mnt])
+        pid = None
+        try:
+            with open(self.PARAM, "w") as f:
+                f.write(str(share))
+            d = os.path.join(mnt, "d")
+            os.mkdir(d, 0o777)
+            U.stage(d, [("f%d" % i, sha(b"%d" % i), 8, 0o644) for i in range(n)])
+            U.stage(d, [("root", sha(b"root"), 8, 0o644)])
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+                res = []
+
+                def rd(i):
+                    # os.read: no buffered layer to reinterpret an errno
+                    fd = os.open(os.path.join(d, "f%d" % i), os.O_RDONLY)
+                    try:
+                        os.read(fd, 8)
+                        res.append("ok")
+                    except OSError as e:
+                        res.append(e.errno)
+                    finally:
+                        os.close(fd)
+                for i in range(n):
+                    threading.Thread(target=rd, args=(i,), daemon=True).start()
+                deadline = time.monotonic() + 50
+                while len(res) < n - share and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                os.write(w, repr(sorted(res, key=str)).encode())
+                time.sleep(3600)        # hold the slots until killed
+            os.close(w)
+            got = os.read(r, 1000).decode()
+            os.close(r)
+            self.assertEqual(got, repr([errno.ENOBUFS] * (n - share)))
+            self.assertEqual(U.Genl().stats()["pending"], share)
+            # root has a share of its own: its miss is queued, not refused
+            res = {}
+
+            def rd_root():
+                try:
+                    res["root"] = open(os.path.join(d, "root"), "rb").read()
+                except OSError as e:
+                    res["root"] = e.errno
+            t = threading.Thread(target=rd_root, daemon=True)
+            t.start()
+            deadline = time.monotonic() + 10
+            while U.Genl().stats()["pending"] != share + 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertNotIn("root", res)
+            self.assertEqual(U.Genl().stats()["pending"], share + 1)
+            # the share's waiters killed at once leave only root's request
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pid = None
+            deadline = time.monotonic() + 30
+            while U.Genl().stats()["pending"] > 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertEqual(U.Genl().stats()["pending"], 1)
+            # staged as 8 bytes under sha(b"root"): the fake helper serves
+            # 8 bytes under that digest (it checks sizes, not hashes)
+            self.helper = FakeHelper({sha(b"root"): b"rootdata"})
+            t.join(20)
+            self.assertEqual(res.get("root"), b"rootdata")
+        finally:
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            with open(self.PARAM, "w") as f:
+                f.write(old)
+            if self.helper:
+                self.helper.close()
+                self.helper = None
+            subprocess.call(["umount", mnt])
+            os.rmdir(mnt)
 
 if __name__ == "__main__":
     result = unittest.main(verbosity=2, exit=False).result
