@@ -10,6 +10,9 @@
 # The module loaded is build/kbuild/RELEASE/kmod/casfs.ko; test programs are in
 # build/tests. Console logs go to $CASFS_VM_OUT (build/vm/logs).
 # tests/vm/boot.sh documents the other knobs (CASFS_FILTER, timeouts, ...).
+# Unless set by the caller, CASFS_FILTER, CASFS_VM_MEM and CASFS_VM_TIMEOUT
+# are chosen per kernel (tests/lib/kernels.sh): every test on Debian's
+# kernels, a subset on the debug kernel (tests/debug-kernel.sh).
 #
 # Prints "PASS|FAIL|SKIP RELEASE TEST (seconds)" per test, one extra FAIL
 # "kernel-log" per kernel whose log shows a splat, one FAIL "boot" per kernel
@@ -36,7 +39,16 @@ fi
 
 # What counts as a kernel splat. Only lines carrying a printk timestamp are
 # looked at, so a test that prints "WARNING:" itself does not trip this.
-splat='WARNING:|BUG:|Oops|general protection fault|INFO: task .* blocked for more than|possible circular locking|lockdep|KASAN|UBSAN|kernel BUG|Call Trace|Kernel panic|stall on CPU|detected stalls'
+# The debug kernel's reports start with WARNING: or BUG: too ("BUG: KASAN:",
+# "BUG: KFENCE:", "WARNING: possible circular locking dependency detected",
+# "WARNING: suspicious RCU usage", ...); the other lockdep/KASAN/ODEBUG words
+# are there for a report whose first line was lost. Not a bare "lockdep" or
+# "KASAN": the debug kernel says "RCU lockdep checking is enabled" at boot.
+splat='WARNING:|BUG:|Oops|general protection fault|INFO: task .* blocked for more than'
+splat+='|possible circular locking|possible recursive locking|inconsistent lock state'
+splat+='|suspicious RCU usage|lock held when returning|bad unlock balance|lockdep is turned off'
+splat+='|turning off the locking correctness validator|KASAN:|KFENCE:|ODEBUG:|UBSAN:'
+splat+='|kernel BUG|Call Trace|Kernel panic|stall on CPU|detected stalls'
 stamp='\[ *[0-9]+\.[0-9]+\] '
 
 passed=0 failed=0 skipped=0
@@ -66,10 +78,20 @@ fi
 for rel in "${releases[@]}"; do
 	ko=${CASFS_KO:-$repo/build/kbuild/$rel/kmod/casfs.ko}
 	[[ -e $ko ]] || echo "run-vm-tests: warning: $ko not built" >&2
-	echo "== $rel: booting (log: $out/console-$rel.log)"
+	# Per kernel (tests/lib/kernels.sh): which tests, how much memory and
+	# time; what the caller set wins.
+	if [[ -n ${CASFS_FILTER+set} ]]; then
+		filter=$CASFS_FILTER
+	else
+		filter=$(casfs_kernel_filter "$rel")
+	fi
+	vm_mem=${CASFS_VM_MEM:-$(casfs_kernel_vm_mem "$rel")}
+	vm_timeout=${CASFS_VM_TIMEOUT:-$(casfs_kernel_vm_timeout "$rel")}
+	echo "== $rel: booting (log: $out/console-$rel.log; tests: ${filter:-all})"
 	start=$SECONDS
 	vm_status=0
-	"$here/vm/boot.sh" "$rel" "$out" 2>"$out/boot-$rel.err" || vm_status=$?
+	CASFS_FILTER=$filter CASFS_VM_MEM=$vm_mem CASFS_VM_TIMEOUT=$vm_timeout \
+		"$here/vm/boot.sh" "$rel" "$out" 2>"$out/boot-$rel.err" || vm_status=$?
 	wall=$((SECONDS - start))
 	log=$out/console-$rel.log
 	clean=$out/console-$rel.clean

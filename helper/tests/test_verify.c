@@ -153,7 +153,7 @@ static void t_publish_good(void)
 	CHECK_INT(bw_commit(&w, &why), 0);
 	CHECK(why == NULL);
 	REQUIRE(stat(path, &st) == 0);
-	CHECK_INT(st.st_mode & 07777, 0444);
+	CHECK_INT(st.st_mode & 07777, 0400);
 	CHECK_INT(st.st_size, sizeof(buf));
 	CHECK_INT(t_count_dir(p.tmp), 0);
 	got = t_read_file(path, &len);
@@ -209,7 +209,7 @@ static void t_publish_empty(void)
 	REQUIRE(bw_open(&w, p.tmpfd, p.blobsfd, d, 0) == 0);
 	CHECK_INT(bw_commit(&w, &why), 0);
 	snprintf(path, sizeof(path), "%s/%s", p.blobs, empty_hex);
-	CHECK(stat(path, &st) == 0 && st.st_size == 0 && (st.st_mode & 0777) == 0444);
+	CHECK(stat(path, &st) == 0 && st.st_size == 0 && (st.st_mode & 0777) == 0400);
 	/* and a byte for an empty blob is refused */
 	REQUIRE(bw_open(&w, p.tmpfd, p.blobsfd, d, 0) == 0);
 	CHECK_INT(bw_write(&w, "x", 1), -EFBIG);
