@@ -218,8 +218,8 @@ struct file *casfs_cache_create_private(struct super_block *sb)
 	old_cred = override_creds(sbi->creator_cred);
 	/* O_EXCL: never linkable, so it can never get a name. */
 	file = casfs_tmpfile_open(&sbi->local, S_IFREG | 0600,
-				  O_RDWR | O_LARGEFILE | O_EXCL | O_NOATIME,
-				  sbi->creator_cred);
+				  O_RDWR | O_LARGEFILE | O_EXCL | O_NOATIME |
+				  CASFS_O_NONOTIFY, sbi->creator_cred);
 	revert_creds(old_cred);
 	mnt_drop_write(sbi->local.mnt);
 	return file;

@@ -109,8 +109,8 @@ static struct file *casfs_blob_open_present(struct inode *inode)
 	}
 	/* The backing atime of a shared blob tells nobody anything. */
 	old_cred = override_creds(sbi->creator_cred);
-	blob = dentry_open(&path, O_RDONLY | O_LARGEFILE | O_NOATIME,
-			   sbi->creator_cred);
+	blob = dentry_open(&path, O_RDONLY | O_LARGEFILE | O_NOATIME |
+			   CASFS_O_NONOTIFY, sbi->creator_cred);
 	revert_creds(old_cred);
 	dput(path.dentry);
 	return blob;

@@ -54,6 +54,19 @@ static inline struct dentry *casfs_lookup_unlocked(const char *name,
 	return lookup_one_len_unlocked(name, dir, len);
 }
 
+/*
+ * Open flag for the real files casfs opens (backing files, blobs): no
+ * fsnotify events, so a read or write through casfs notifies watchers
+ * once, on the casfs file, and skips the walk over the backing file's
+ * marks. The flag is fanotify's own (__FMODE_NONOTIFY) on the kernels
+ * that have it; where it is gone, 0 (the events are merely doubled).
+ */
+#ifdef __FMODE_NONOTIFY
+#define CASFS_O_NONOTIFY	__FMODE_NONOTIFY
+#else
+#define CASFS_O_NONOTIFY	0
+#endif
+
 /* Is this mount idmapped? (6.3 turned the user namespace into an idmap.) */
 static inline bool casfs_mnt_idmapped(struct vfsmount *mnt)
 {

@@ -142,7 +142,7 @@ static struct file *casfs_open_real(struct file *file, struct file *backing)
 
 	/* Open-time only flags were handled on the casfs file already. */
 	flags = file->f_flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC);
-	flags |= O_NOATIME;
+	flags |= O_NOATIME | CASFS_O_NONOTIFY;
 	old_cred = override_creds(sbi->creator_cred);
 	real = dentry_open(&backing->f_path, flags, sbi->creator_cred);
 	revert_creds(old_cred);
