@@ -70,25 +70,27 @@ static int casfs_cache_subdir(struct fs_context *fc, const struct path *parent,
 	struct dentry *dentry;
 	int err = 0;
 
+	/* Freeze protection first, then the directory: the VFS's order. */
+	err = mnt_want_write(parent->mnt);
+	if (err)
+		return err;
 	inode_lock_nested(dir, I_MUTEX_PARENT);
-	dentry = lookup_one_len(name, parent->dentry, strlen(name));
+	dentry = casfs_lookup_locked(name, parent->dentry, strlen(name));
 	if (IS_ERR(dentry)) {
 		inode_unlock(dir);
+		mnt_drop_write(parent->mnt);
 		return PTR_ERR(dentry);
 	}
 	if (d_really_is_negative(dentry)) {
-		err = mnt_want_write(parent->mnt);
-		if (!err) {
-			err = vfs_mkdir(CASFS_NOP_IDMAP, dir, dentry, mode);
-			mnt_drop_write(parent->mnt);
-		}
+		err = vfs_mkdir(CASFS_NOP_IDMAP, dir, dentry, mode);
 		/* Some filesystems leave the dentry negative; look again. */
 		if (!err && d_really_is_negative(dentry)) {
 			dput(dentry);
-			dentry = lookup_one_len(name, parent->dentry,
-						strlen(name));
+			dentry = casfs_lookup_locked(name, parent->dentry,
+						     strlen(name));
 			if (IS_ERR(dentry)) {
 				inode_unlock(dir);
+				mnt_drop_write(parent->mnt);
 				return PTR_ERR(dentry);
 			}
 			if (d_really_is_negative(dentry))
@@ -96,6 +98,7 @@ static int casfs_cache_subdir(struct fs_context *fc, const struct path *parent,
 		}
 	}
 	inode_unlock(dir);
+	mnt_drop_write(parent->mnt);
 
 	if (err) {
 		dput(dentry);

@@ -60,7 +60,9 @@ struct file *casfs_get_backing(struct inode *inode)
 	if (backing)
 		return backing;
 
-	mutex_lock(&ci->backing_lock);
+	/* Killable: a copy-up may hold the lock while it waits for a fetch. */
+	if (mutex_lock_killable(&ci->backing_lock))
+		return ERR_PTR(-EINTR);
 	backing = ci->backing;
 	if (!backing) {
 		backing = casfs_cache_create_private(inode->i_sb);
@@ -229,8 +231,15 @@ static int casfs_open(struct inode *inode, struct file *file)
 
 	/* Pairs with the release in casfs_get_backing(). */
 	backing = smp_load_acquire(&ci->backing);
-	if (!backing)
-		return 0;	/* empty: the first write creates it */
+	if (!backing) {
+		/* Empty: the first write creates it. */
+		if (!(file->f_flags & O_DIRECT))
+			return 0;
+		/* O_DIRECT must fail at open where the backing cannot do it. */
+		backing = casfs_get_backing(inode);
+		if (IS_ERR(backing))
+			return PTR_ERR(backing);
+	}
 	real = casfs_open_real(file, backing);
 	if (IS_ERR(real))
 		return PTR_ERR(real);
