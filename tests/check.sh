@@ -38,6 +38,10 @@ stage() {
 # shell with default signal dispositions, and no script may put an early-
 # stopping reader after a writer under pipefail (issue 13).
 stage install-deps tests/install-deps-test.sh
+# The debug kernel (KASAN, lockdep, KFENCE; tests/debug-kernel.sh): built
+# once and cached, then a test kernel like Debian's for build-modules,
+# sparse and the VM tests (a subset of them: tests/lib/kernels.sh).
+stage debug-kernel tests/debug-kernel.sh
 stage build-modules tests/build-modules.sh
 built=$?
 stage checkpatch tests/checkpatch.sh
