@@ -105,14 +105,23 @@ static int casfs_cache_subdir(struct fs_context *fc, const struct path *parent,
 		errorfc(fc, "cache: cannot create %s: error %d", name, err);
 		return err;
 	}
-	err = casfs_check_trusted_dir(fc, name, dentry, !(mode & 0077));
-	if (err) {
-		dput(dentry);
-		return err;
-	}
+	/*
+	 * Hold the directory as the helper sees it: a filesystem mounted on
+	 * it (blobs on their own disk) is crossed; a symlink is not followed,
+	 * and is then refused as "not a directory".
+	 */
 	out->mnt = mntget(parent->mnt);
 	out->dentry = dentry;
-	return 0;
+	while (d_mountpoint(out->dentry) && follow_down_one(out))
+		;
+	if (casfs_mnt_idmapped(out->mnt))
+		err = invalfc(fc, "cache: %s is on an idmapped mount", name);
+	else
+		err = casfs_check_trusted_dir(fc, name, out->dentry,
+					      !(mode & 0077));
+	if (err)
+		path_put(out);
+	return err;
 }
 
 int casfs_cache_open(struct super_block *sb, struct fs_context *fc)

@@ -67,6 +67,8 @@ class FakeHelper:
             status = -errno.ENOENT
         elif self.mode == "error":
             status = -errno.EIO
+        elif self.mode == "eintr":
+            status = -errno.EINTR
         else:
             if self.mode == "corrupt":
                 data = bytes([data[0] ^ 1]) + data[1:]
@@ -737,6 +739,51 @@ class Hostile(Base):
         with open(self.p("c"), "rb") as f:
             os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_WILLNEED)
         self.assertEqual(os.listdir(BLOBS), [])
+
+
+class HelperStatus(Base):
+    def test_helper_eintr_is_eio_for_readers(self):
+        """A helper's status is the helper's: a reader never sees it as
+        its own EINTR (which would mean a signal, and invite a retry)."""
+        self.add("f", b"status")
+        self.helper = FakeHelper(self.store, mode="eintr")
+        self.assertErrno(errno.EIO, lambda: open(self.p("f"), "rb").read())
+
+
+class CrossFilesystem(unittest.TestCase):
+    """blobs/ on another filesystem than local/: copy-up still works."""
+
+    def test_copy_up_from_another_filesystem(self):
+        base = os.path.abspath(os.path.join(CACHE, "..", "casfs-xfs-%d" % os.getpid()))
+        cache, mnt = base + "-cache", base + "-mnt"
+        os.mkdir(cache, 0o755)
+        os.mkdir(mnt)
+        try:
+            subprocess.check_call(["mount", "-t", "tmpfs", "-o", "mode=0755",
+                                   "casfs-cache", cache])
+            os.mkdir(os.path.join(cache, "blobs"), 0o700)
+            subprocess.check_call(["mount", "-t", "tmpfs", "-o", "mode=0700",
+                                   "casfs-cache", os.path.join(cache, "blobs")])
+            subprocess.check_call(["mount", "-t", "casfs", "-o",
+                                   "cache=" + cache, "casfs", mnt])
+            data = os.urandom(200_000)
+            blob = os.path.join(cache, "blobs", sha(data).hex())
+            with open(blob, "wb") as f:
+                f.write(data)
+            os.chmod(blob, 0o400)
+            U.stage(mnt, [("f", sha(data), len(data), 0o644)])
+            with open(os.path.join(mnt, "f"), "r+b") as f:   # copy-up
+                f.seek(0, 2)
+                f.write(b"tail")
+            with open(os.path.join(mnt, "f"), "rb") as f:
+                self.assertEqual(f.read(), data + b"tail")
+            self.assertEqual(U.state(os.path.join(mnt, "f"))[2], U.STATE_LOCAL)
+        finally:
+            subprocess.call(["umount", mnt])
+            subprocess.call(["umount", os.path.join(cache, "blobs")])
+            subprocess.call(["umount", cache])
+            os.rmdir(mnt)
+            os.rmdir(cache)
 
 
 class Limits(unittest.TestCase):
