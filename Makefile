@@ -4,7 +4,7 @@
 #   make KDIR=/lib/modules/<release>/build
 #                         ... or for that headers tree
 #   make check            install test dependencies, then run every test
-#                         (build for both Debian kernels, checkpatch,
+#                         (build for every test kernel, checkpatch,
 #                         sparse, dkms, host tests, kernel tests in QEMU)
 #   make demo             the end-to-end demo (see README.md)
 #   make install          install module source for dkms and the tools
@@ -22,7 +22,7 @@ all: module
 module:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
 
-# Module for every installed Debian test kernel, each in kmod/build-<rel>/.
+# Module for every test kernel, each in build/kbuild/<rel>/.
 modules-all:
 	tests/build-modules.sh
 
@@ -48,12 +48,16 @@ demo: deps
 
 # Sources only (no objects from an in-tree build), where dkms expects them.
 install-dkms:
-	install -d $(DESTDIR)/usr/src/casfs-$(VERSION)/kmod \
+	install -d $(DESTDIR)/usr/src/casfs-$(VERSION)/kmod/conftest \
 		$(DESTDIR)/usr/src/casfs-$(VERSION)/include/uapi/linux
 	install -m 0644 Kbuild Makefile VERSION dkms.conf \
 		$(DESTDIR)/usr/src/casfs-$(VERSION)/
-	install -m 0644 kmod/Kbuild $(filter-out %.mod.c,$(wildcard kmod/*.c)) kmod/*.h \
+	install -m 0644 kmod/Kbuild $(filter-out %.mod.c,$(wildcard kmod/*.c)) \
+		$(filter-out kmod/casfs_config.h,$(wildcard kmod/*.h)) \
 		$(DESTDIR)/usr/src/casfs-$(VERSION)/kmod/
+	install -m 0755 kmod/conftest.sh $(DESTDIR)/usr/src/casfs-$(VERSION)/kmod/
+	install -m 0644 kmod/conftest/*.c \
+		$(DESTDIR)/usr/src/casfs-$(VERSION)/kmod/conftest/
 	install -m 0644 include/uapi/linux/casfs.h \
 		$(DESTDIR)/usr/src/casfs-$(VERSION)/include/uapi/linux/
 

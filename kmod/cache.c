@@ -82,7 +82,12 @@ static int casfs_cache_subdir(struct fs_context *fc, const struct path *parent,
 		return PTR_ERR(dentry);
 	}
 	if (d_really_is_negative(dentry)) {
-		err = vfs_mkdir(CASFS_NOP_IDMAP, dir, dentry, mode);
+		/* Consumes dentry; the result may be another dentry. */
+		dentry = casfs_vfs_mkdir(dir, dentry, mode);
+		if (IS_ERR(dentry)) {
+			err = PTR_ERR(dentry);
+			dentry = NULL;
+		}
 		/* Some filesystems leave the dentry negative; look again. */
 		if (!err && d_really_is_negative(dentry)) {
 			dput(dentry);

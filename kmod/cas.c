@@ -538,8 +538,8 @@ static int casfs_stage_create(const struct path *parent_path,
 	}
 	/* Point of no return: nothing below can fail. */
 	for (i = 0; i < count; i++) {
-		d_instantiate(dentries[i], inodes[i]);
-		dget(dentries[i]);	/* the pin, as for any casfs name */
+		/* The pin, as for any casfs name; the inode moves to it. */
+		casfs_pin_name(dentries[i], inodes[i]);
 		inodes[i] = NULL;
 		audit_inode_child(dir, dentries[i], AUDIT_TYPE_CHILD_CREATE);
 		fsnotify_create(dir, dentries[i]);

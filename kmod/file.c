@@ -446,7 +446,7 @@ static int casfs_mmap(struct file *file, struct vm_area_struct *vma)
 	ret = casfs_real_get(file, &r, true);
 	if (ret)
 		return ret;
-	if (!r.file->f_op->mmap) {
+	if (!casfs_real_can_mmap(r.file)) {
 		casfs_real_put(&r);
 		return -ENODEV;
 	}
@@ -455,7 +455,7 @@ static int casfs_mmap(struct file *file, struct vm_area_struct *vma)
 
 	vma_set_file(vma, r.file);	/* takes its own reference */
 	old_cred = override_creds(casfs_file_sbi(file)->creator_cred);
-	ret = call_mmap(r.file, vma);
+	ret = casfs_real_mmap(r.file, vma);
 	revert_creds(old_cred);
 	casfs_real_put(&r);
 	if (!ret)

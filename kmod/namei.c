@@ -18,8 +18,7 @@
 static void casfs_instantiate(struct inode *dir, struct dentry *dentry,
 			      struct inode *inode)
 {
-	d_instantiate(dentry, inode);
-	dget(dentry);	/* the pin: the dentry is the name */
+	casfs_pin_name(dentry, inode);	/* the dentry is the name */
 	casfs_touch_mctime(dir);
 }
 
@@ -41,14 +40,14 @@ static int casfs_create(casfs_idmap_t *idmap, struct inode *dir,
 	return casfs_mknod(idmap, dir, dentry, mode | S_IFREG, 0);
 }
 
-static int casfs_mkdir(casfs_idmap_t *idmap, struct inode *dir,
-		       struct dentry *dentry, umode_t mode)
+static casfs_mkdir_ret_t casfs_mkdir(casfs_idmap_t *idmap, struct inode *dir,
+				     struct dentry *dentry, umode_t mode)
 {
 	int err = casfs_mknod(idmap, dir, dentry, mode | S_IFDIR, 0);
 
 	if (!err)
 		inc_nlink(dir);	/* the child's ".." */
-	return err;
+	return casfs_mkdir_return(err);
 }
 
 static int casfs_symlink(casfs_idmap_t *idmap, struct inode *dir,

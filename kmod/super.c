@@ -173,7 +173,7 @@ static const struct super_operations casfs_super_ops = {
 	.alloc_inode	= casfs_alloc_inode,
 	.free_inode	= casfs_free_inode,
 	.evict_inode	= casfs_evict_inode,
-	.drop_inode	= generic_delete_inode,
+	.drop_inode	= casfs_drop_inode,
 	.sync_fs	= casfs_sync_fs,
 	.statfs		= casfs_statfs,
 	.show_options	= casfs_show_options,
@@ -327,7 +327,7 @@ static void casfs_kill_sb(struct super_block *sb)
 	struct casfs_sb_info *sbi = CASFS_SB(sb);
 
 	/* Drops the pinned dentries; evicting inodes closes backing files. */
-	kill_litter_super(sb);
+	casfs_kill_super(sb);
 	if (sbi) {
 		casfs_cache_close(sbi);
 		kfree(sbi->opts.cache);
