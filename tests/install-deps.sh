@@ -72,4 +72,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 		--no-install-recommends "${missing[@]}"
 fi
+$SUDO "$(dirname "$0")/sid-chroot.sh"	# sid's 7.x kernel: headers and gcc-16 in a sid chroot
 echo "install-deps: ok (kernels: $(ls /lib/modules | tr '\n' ' '))"
