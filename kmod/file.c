@@ -310,10 +310,35 @@ static void casfs_after_write(struct inode *inode, bool written)
  * simpler than cloning them like overlayfs does, and correct, since a
  * read_iter/write_iter may always return its result directly.
  */
+/*
+ * Read from the real file straight through its ->read_iter, with a
+ * synchronous kiocb of its own. The VFS has already checked this read
+ * against the casfs file (access mode, position and count, the LSM's
+ * file_permission, fsnotify); doing it all again on the real file, under
+ * the mounter's credentials, costs two atomic operations on one shared
+ * cred and a second LSM call per read, and changes nothing a read of page
+ * cache depends on. Writes keep vfs_iter_write() under the mounter's
+ * credentials: there the credentials decide quotas and reserves.
+ */
+static ssize_t casfs_real_read(struct file *real, struct kiocb *iocb,
+			       struct iov_iter *to)
+{
+	struct kiocb kiocb;
+	ssize_t ret;
+
+	if (unlikely(!(real->f_mode & FMODE_READ) || !real->f_op->read_iter))
+		return -EINVAL;
+	init_sync_kiocb(&kiocb, real);
+	kiocb.ki_flags |= iocb->ki_flags & (IOCB_NOWAIT | IOCB_HIPRI);
+	kiocb.ki_pos = iocb->ki_pos;
+	ret = real->f_op->read_iter(&kiocb, to);
+	iocb->ki_pos = kiocb.ki_pos;
+	return ret;
+}
+
 static ssize_t casfs_read_iter(struct kiocb *iocb, struct iov_iter *to)
 {
 	struct file *file = iocb->ki_filp;
-	const struct cred *old_cred;
 	struct casfs_real r;
 	ssize_t ret;
 
@@ -323,12 +348,8 @@ static ssize_t casfs_read_iter(struct kiocb *iocb, struct iov_iter *to)
 	if (ret)
 		return ret == -ENODATA ? 0 : ret;	/* empty: EOF */
 	ret = casfs_sync_flags(file, r.file);
-	if (!ret) {
-		old_cred = override_creds(casfs_file_sbi(file)->creator_cred);
-		ret = vfs_iter_read(r.file, to, &iocb->ki_pos,
-				    casfs_iocb_to_rwf(iocb->ki_flags));
-		revert_creds(old_cred);
-	}
+	if (!ret)
+		ret = casfs_real_read(r.file, iocb, to);
 	casfs_real_put(&r);
 	if (ret >= 0)
 		file_accessed(file);
