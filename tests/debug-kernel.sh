@@ -15,7 +15,8 @@
 # /etc/kernel hooks; tests/vm/boot.sh boots it with its own initramfs.
 #
 # Cached: if the installed debug kernel was built from the same tarball,
-# fragment, compiler and recipe (the key in /lib/modules/REL/casfs-debug.key),
+# fragment settings (comments do not count), compiler and recipe (the key in
+# /lib/modules/REL/casfs-debug.key),
 # nothing is done. The tree stays in $CASFS_DEBUG_KERNEL_CACHE
 # (/var/cache/casfs-debug-kernel), outside any clone, so a changed fragment
 # rebuilds incrementally and a CI clone reuses it. --force (or
@@ -32,7 +33,7 @@ tree=$cache/linux
 force=${CASFS_DEBUG_KERNEL_FORCE:-0}
 # Bump when the way the kernel is built or installed changes, so that
 # installed kernels built the old way are rebuilt.
-recipe=1
+recipe=2
 suffix=-casfs-debug
 jobs=${CASFS_DEBUG_KERNEL_JOBS:-2}
 
@@ -64,7 +65,14 @@ fi
 t0=$SECONDS
 src_sum=$(sha256sum "$tarball")
 src_sum=${src_sum%% *}
-frag_sum=$(sha256sum "$frag")
+# The fragment's settings only: editing a comment does not rebuild.
+settings=
+while IFS= read -r line; do
+	if [[ $line =~ ^CONFIG_|^#\ CONFIG_[A-Za-z0-9_]+\ is\ not\ set$ ]]; then
+		settings+=$line$'\n'
+	fi
+done <"$frag"
+frag_sum=$(sha256sum <<<"$settings")
 frag_sum=${frag_sum%% *}
 cc_version=$(gcc --version)
 cc_version=${cc_version%%$'\n'*}
