@@ -484,18 +484,26 @@ static int casfs_mmap(struct file *file, struct vm_area_struct *vma)
 	return ret;
 }
 
+/*
+ * Has @file anything to forward to without opening (and so maybe
+ * fetching) a blob: its own real file, or the inode's backing file? A
+ * CAS-backed file never read has no pages to sync or advise about.
+ */
+static bool casfs_real_opened(struct file *file)
+{
+	return READ_ONCE(file->private_data) ||
+	       /* Pairs with the release that publishes a backing file. */
+	       smp_load_acquire(&CASFS_I(file_inode(file))->backing);
+}
+
 static int casfs_fsync(struct file *file, loff_t start, loff_t end,
 		       int datasync)
 {
 	const struct cred *old_cred;
-	struct file *backing;
 	struct casfs_real r;
 	int ret;
 
-	/* Pairs with the release that publishes a backing file. */
-	backing = smp_load_acquire(&CASFS_I(file_inode(file))->backing);
-	/* A CAS-backed file never accessed has nothing to sync. */
-	if (!READ_ONCE(file->private_data) && !backing)
+	if (!casfs_real_opened(file))
 		return 0;
 	ret = casfs_real_get(file, &r, false);
 	if (ret)
@@ -607,16 +615,13 @@ out_unlock:
 static int casfs_fadvise(struct file *file, loff_t offset, loff_t len,
 			 int advice)
 {
-	struct inode *inode = file_inode(file);
 	const struct cred *old_cred;
 	struct casfs_real r;
 	int ret;
 
 	if (len < 0 || advice < POSIX_FADV_NORMAL || advice > POSIX_FADV_NOREUSE)
 		return -EINVAL;
-	if (!READ_ONCE(file->private_data) &&
-	    /* Pairs with the release that publishes a backing file. */
-	    !smp_load_acquire(&CASFS_I(inode)->backing))
+	if (!casfs_real_opened(file))
 		return 0;
 	ret = casfs_real_get(file, &r, false);
 	if (ret)
