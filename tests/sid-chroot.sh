@@ -12,7 +12,9 @@
 #       host's apt uses, holding make, gcc, sparse, dkms and
 #       linux-headers-REL, where REL is the release sid's linux-image-amd64
 #       points at (read when installing, as install-deps.sh does for
-#       bookworm-backports). The mirror's sid Release file is past its
+#       bookworm-backports), and bazel-bootstrap (Bazel 7.7.1, with the
+#       JDK it depends on) for the Bazel guest test (tests/kernel/94-bazel7.sh,
+#       tests/lib/bazel7.sh). The mirror's sid Release file is past its
 #       Valid-Until date: apt in the chroot does not check it.
 #   /boot/vmlinuz-REL and /lib/modules/REL on the host, from
 #       linux-image-REL (downloaded in the chroot, unpacked, copied; then
@@ -138,7 +140,9 @@ if [[ -z $rel ]]; then
 fi
 [[ -n $rel ]] || die "cannot find sid's linux-image-amd64 release"
 
-pkgs=(make gcc sparse dkms kmod "linux-headers-$rel")
+# bazel-bootstrap: Bazel 7.7.1 and its JDK (default-jdk-headless), run in
+# the guest by tests/lib/bazel7.sh.
+pkgs=(make gcc sparse dkms kmod "linux-headers-$rel" bazel-bootstrap)
 missing=()
 for p in "${pkgs[@]}"; do
 	[[ $(sid dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] ||

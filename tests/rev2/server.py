@@ -6,6 +6,7 @@
               [--instance NAME] [--max-batch BYTES] [--chunk BYTES]
               [--tree-page-max N] [--tree-pages-per-call N]
               [--fault MODE[:ARG][:LIMIT][@METHOD,...]]... [--quiet]
+              [--read-log FILE]
 
 Services: Capabilities, ContentAddressableStorage (FindMissingBlobs,
 BatchUpdateBlobs, BatchReadBlobs, GetTree), ActionCache (GetActionResult,
@@ -14,7 +15,11 @@ QueryWriteStatus). Store: DIR/cas/<sha256 hex> (blob bytes), DIR/ac/<sha256
 hex> (serialised ActionResult), DIR/tmp/ (uploads in progress). SHA256 only,
 no compression. Listens on 127.0.0.1:N (N = 0: any free port), h2c, or TLS
 with --tls-cert/--tls-key. Prints `READY port=N` on stdout once listening;
-one log line per call on stderr (unless --quiet).
+one log line per call on stderr (unless --quiet). With --read-log FILE,
+appends to FILE one line per blob whose bytes it sends, `Read HASH/SIZE` for
+ByteStream.Read (also when the read is a range or faulted) and
+`BatchReadBlobs HASH/SIZE` for each blob found in a BatchReadBlobs, so a
+test can tell which blobs a client fetched.
 
 Faults (see tests/rev2/README.md for what each one looks like on the wire):
 
@@ -77,6 +82,19 @@ FAULT_DEFAULTS = {
 def log(msg):
     if not ARGS.quiet:
         print("rev2-server: " + msg, file=sys.stderr, flush=True)
+
+
+READ_LOG = None
+READ_LOG_LOCK = threading.Lock()
+
+
+def log_read(method, d):
+    """--read-log: one line per blob whose bytes are sent."""
+    if READ_LOG is None:
+        return
+    with READ_LOG_LOCK:
+        READ_LOG.write("%s %s/%d\n" % (method, d.hash, d.size_bytes))
+        READ_LOG.flush()
 
 
 class Fault:
@@ -453,6 +471,7 @@ class CAS(P.svc_grpc.ContentAddressableStorageServicer):
                 resp.status.CopyFrom(status_msg(grpc.StatusCode.NOT_FOUND,
                                                 "blob %s/%d not found" % (d.hash, d.size_bytes)))
                 continue
+            log_read("BatchReadBlobs", d)
             if corrupt and data:
                 b = bytearray(data)
                 b[len(b) // 2] ^= 0xFF
@@ -573,6 +592,7 @@ class ByteStream(P.bs_grpc.ByteStreamServicer):
         data = None if srv.notfound("Read") else srv.store.get(d)
         if data is None:
             context.abort(grpc.StatusCode.NOT_FOUND, "blob %s/%d not found" % (d.hash, d.size_bytes))
+        log_read("Read", d)
         end = d.size_bytes
         if request.read_limit:
             end = min(end, request.read_offset + request.read_limit)
@@ -696,7 +716,7 @@ class ByteStream(P.bs_grpc.ByteStreamServicer):
 
 
 def main():
-    global ARGS
+    global ARGS, READ_LOG
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", required=True)
     ap.add_argument("--port", type=int, required=True)
@@ -718,6 +738,8 @@ def main():
     ap.add_argument("--require-metadata", metavar="'NAME: VALUE'",
                     help="every call must carry this metadata, else UNAUTHENTICATED")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--read-log", metavar="FILE",
+                    help="append `METHOD HASH/SIZE` for every blob sent (Read, BatchReadBlobs)")
     ARGS = ap.parse_args()
     if bool(ARGS.tls_cert) != bool(ARGS.tls_key):
         ap.error("--tls-cert and --tls-key go together")
@@ -727,6 +749,8 @@ def main():
         faults = [Fault(s) for s in ARGS.fault]
     except ValueError as e:
         ap.error("--fault: %s" % e)
+    if ARGS.read_log:
+        READ_LOG = open(ARGS.read_log, "a")
     srv = Server(ARGS, Store(ARGS.root), faults)
     srv.start()
     print("READY port=%d%s" % (srv.port, " tls=1" if ARGS.tls_cert else ""), flush=True)

@@ -445,10 +445,37 @@ def test_tls():
         s.stop()
 
 
+def test_read_log():
+    a, b, c = blob(1000, 21), blob(70000, 22), blob(5, 23)
+    path = os.path.join(SCRATCH, "reads.log")
+    s = Srv("--read-log", path, preload=[a, b, c])
+    try:
+        got_a, err = s.read(digest(a))
+        got_b, _ = s.read(digest(b), offset=100, limit=10)
+        missing = digest(b"not stored")
+        s.read(missing)
+        r = s.cas.BatchReadBlobs(P.svc.BatchReadBlobsRequest(digests=[digest(c), missing]),
+                                 timeout=5)
+        s.cas.FindMissingBlobs(P.svc.FindMissingBlobsRequest(blob_digests=[digest(a)]),
+                               timeout=5)
+        with open(path) as f:
+            lines = f.read().splitlines()
+        want = ["Read %s/%d" % (digest(a).hash, len(a)),
+                "Read %s/%d" % (digest(b).hash, len(b)),
+                "BatchReadBlobs %s/%d" % (digest(c).hash, len(c))]
+        check("--read-log: one line per blob sent (Read, ranged Read, BatchReadBlobs); "
+              "none for missing blobs or FindMissingBlobs",
+              got_a == a and err is None and got_b == b[100:110] and r.responses[0].data == c
+              and lines == want, repr(lines))
+    finally:
+        s.stop()
+
+
 def main():
     t0 = time.monotonic()
     try:
         test_basic()
+        test_read_log()
         test_instance_and_paging()
         test_faults()
         test_tls()
