@@ -271,6 +271,7 @@ int casfs_cas_copy_up(struct inode *inode, loff_t keep)
 	smp_store_release(&ci->backing, local);
 	WRITE_ONCE(ci->cas, false);
 	atomic_inc(&ci->data_seq);
+	casfs_new_version(inode);
 out_unlock:
 	mutex_unlock(&ci->backing_lock);
 	return err;
@@ -608,25 +609,38 @@ out:
 	return err;
 }
 
-long casfs_ioc_state(struct file *file, struct casfs_state __user *uarg)
+long casfs_ioc_state(struct file *file, void __user *uarg, size_t usize)
 {
 	struct inode *inode = file_inode(file);
 	struct casfs_inode_info *ci = CASFS_I(inode);
 	struct casfs_state st = {};
+	bool writers;
 
 	if (!S_ISREG(inode->i_mode))
 		return -EINVAL;
+	/*
+	 * Writers first, version second: a writer's close renews the
+	 * version before it leaves i_writecount (casfs_release()), so "no
+	 * writers" and an unchanged version together mean unchanged bytes.
+	 */
+	writers = inode_is_open_for_write(inode);
+	/* Pairs with the smp_wmb() in casfs_release(). */
+	smp_rmb();
+	st.version = READ_ONCE(ci->version);
+	if (writers)
+		st.flags |= CASFS_STATE_WRITERS;
 	if (mutex_lock_killable(&ci->backing_lock))
 		return -EINTR;
 	st.size = i_size_read(inode);
 	if (READ_ONCE(ci->cas)) {
-		st.flags = CASFS_STATE_CAS;
+		st.flags |= CASFS_STATE_CAS;
 		memcpy(st.sha256, ci->cas_sha256, CASFS_SHA256_LEN);
 	} else {
-		st.flags = CASFS_STATE_LOCAL;
+		st.flags |= CASFS_STATE_LOCAL;
 	}
 	mutex_unlock(&ci->backing_lock);
 	if ((st.flags & CASFS_STATE_CAS) && (!st.size || casfs_cas_present(inode)))
 		st.flags |= CASFS_STATE_PRESENT;
-	return copy_to_user(uarg, &st, sizeof(st)) ? -EFAULT : 0;
+	/* usize: the caller's form, without version for the first one. */
+	return copy_to_user(uarg, &st, min(usize, sizeof(st))) ? -EFAULT : 0;
 }

@@ -64,6 +64,7 @@ struct casfs_sb_info {
 	struct path blobs;	/* cache/blobs: the shared blobs */
 	const struct cred *creator_cred; /* all backing I/O runs as the mounter */
 	atomic64_t next_ino;	/* unique, never reused for the mount's life */
+	atomic64_t next_version; /* casfs_new_version(): the same, for bytes */
 	atomic_long_t inodes;	/* inodes in use, bounded by opts.nr_inodes */
 	atomic_long_t xattr_bytes; /* bounded by opts.xattr_bytes */
 };
@@ -101,6 +102,11 @@ struct casfs_inode_info {
 	u8 local_sha256[CASFS_SHA256_LEN];
 	atomic_t data_seq;
 	int digest_seq;
+	/*
+	 * CASFS_IOC_STATE's version: a mount-wide unique number, renewed
+	 * with data_seq and when a writer closes (casfs_new_version()).
+	 */
+	u64 version;
 
 	/* xattrs: names and values, bounded; protected by xattr_lock. */
 	spinlock_t xattr_lock;
@@ -117,6 +123,17 @@ static inline struct casfs_sb_info *CASFS_SB(struct super_block *sb)
 static inline struct casfs_inode_info *CASFS_I(struct inode *inode)
 {
 	return container_of(inode, struct casfs_inode_info, vfs_inode);
+}
+
+/*
+ * A new version for the inode's bytes, unique within the mount: userspace
+ * (casfs-outputd) compares versions to know a file is unchanged without
+ * reading it. Call after the change, as for data_seq.
+ */
+static inline void casfs_new_version(struct inode *inode)
+{
+	WRITE_ONCE(CASFS_I(inode)->version,
+		   atomic64_inc_return(&CASFS_SB(inode->i_sb)->next_version));
 }
 
 /* super.c */
@@ -164,7 +181,7 @@ int casfs_cas_copy_up(struct inode *inode, loff_t keep);
 int casfs_digest_xattr_get(struct inode *inode, const char *name,
 			   void *buffer, size_t size);
 long casfs_ioc_stage(struct file *file, struct casfs_stage __user *uarg);
-long casfs_ioc_state(struct file *file, struct casfs_state __user *uarg);
+long casfs_ioc_state(struct file *file, void __user *uarg, size_t usize);
 
 /* fetch.c */
 struct casfs_stats {

@@ -89,6 +89,7 @@ void casfs_data_changed(struct inode *inode)
 	if (backing)
 		i_size_write(inode, i_size_read(file_inode(backing)));
 	atomic_inc(&CASFS_I(inode)->data_seq);
+	casfs_new_version(inode);
 }
 
 /*
@@ -249,6 +250,19 @@ static int casfs_open(struct inode *inode, struct file *file)
 
 static int casfs_release(struct inode *inode, struct file *file)
 {
+	/*
+	 * A writer may have changed the bytes through a shared mapping,
+	 * which no write call reports: its close renews the version. Still
+	 * counted in i_writecount here, so CASFS_IOC_STATE reports WRITERS
+	 * until the new version is in place.
+	 */
+	if (file->f_mode & FMODE_WRITE) {
+		casfs_new_version(inode);
+		/* The version before put_write_access(); pairs with the
+		 * smp_rmb() in casfs_ioc_state().
+		 */
+		smp_wmb();
+	}
 	if (file->private_data)
 		fput(file->private_data);
 	return 0;
@@ -638,7 +652,8 @@ static long casfs_file_ioctl(struct file *file, unsigned int cmd,
 {
 	switch (cmd) {
 	case CASFS_IOC_STATE:
-		return casfs_ioc_state(file, (void __user *)arg);
+	case CASFS_IOC_STATE_V1:
+		return casfs_ioc_state(file, (void __user *)arg, _IOC_SIZE(cmd));
 	default:
 		return -ENOTTY;
 	}

@@ -59,6 +59,7 @@ struct inode *casfs_alloc_inode(struct super_block *sb)
 	ci->mapped_writable = false;
 	atomic_set(&ci->data_seq, 0);
 	ci->digest_seq = 0;
+	ci->version = 0;
 	return &ci->vfs_inode;
 }
 
@@ -106,6 +107,7 @@ struct inode *casfs_new_inode(struct super_block *sb, const struct inode *dir,
 		return ERR_PTR(-ENOMEM);
 	}
 	inode->i_ino = atomic64_inc_return(&CASFS_SB(sb)->next_ino);
+	casfs_new_version(inode);
 	inode_init_owner(CASFS_NOP_IDMAP, inode, dir, mode);
 	casfs_touch_all(inode);
 

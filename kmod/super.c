@@ -194,6 +194,7 @@ static int casfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	sbi->opts = *(struct casfs_mount_opts *)fc->fs_private;
 	((struct casfs_mount_opts *)fc->fs_private)->cache = NULL;
 	atomic64_set(&sbi->next_ino, 1);
+	atomic64_set(&sbi->next_version, 0);
 	atomic_long_set(&sbi->inodes, 0);
 	atomic_long_set(&sbi->xattr_bytes, 0);
 

@@ -51,6 +51,7 @@
 
 #define CASFS_SHA256_LEN	32
 #define CASFS_MAX_BLOB_SIZE	(1ULL << 40)	/* 1 TiB: larger is refused */
+#define CASFS_SUPER_MAGIC	0x43415346	/* statfs f_type, "CASF" (kmod/casfs.h) */
 
 enum casfs_genl_cmd {
 	CASFS_CMD_UNSPEC,
@@ -127,21 +128,34 @@ struct casfs_stage {
 /*
  * CASFS_IOC_STATE, on a regular file: is it CAS-backed, and is its blob
  * present in the cache? Never fetches.
+ *
+ * version identifies the file's bytes: it is unique within the mount
+ * (never reused, whatever the inode) and changes whenever the bytes may
+ * have changed (write, truncate, fallocate, copy-up...) and when the last
+ * writer of the file closes it (a writable mmap changes bytes without a
+ * write call). Two reads giving the same version, with
+ * CASFS_STATE_WRITERS clear in both, saw the same bytes. The old 48-byte
+ * form of the struct (without version) is still served under its own
+ * ioctl number, CASFS_IOC_STATE_V1.
  */
 #define CASFS_STATE_CAS		0x1	/* has a digest, bytes in the CAS */
 #define CASFS_STATE_PRESENT	0x2	/* its blob is in the cache now */
 #define CASFS_STATE_LOCAL	0x4	/* written locally (copied up) */
+#define CASFS_STATE_WRITERS	0x8	/* open for writing now */
 
 struct casfs_state {
 	__u8	sha256[CASFS_SHA256_LEN];	/* zero for local files */
 	__u64	size;
 	__u32	flags;		/* CASFS_STATE_* */
 	__u32	reserved;
+	__u64	version;	/* see above */
 };
 
 #define CASFS_IOC_MAGIC		0xCA
 #define CASFS_IOC_STAGE		_IOWR(CASFS_IOC_MAGIC, 1, struct casfs_stage)
 #define CASFS_IOC_STATE		_IOR(CASFS_IOC_MAGIC, 2, struct casfs_state)
+/* The first form: struct casfs_state without version (48 bytes). */
+#define CASFS_IOC_STATE_V1	_IOC(_IOC_READ, CASFS_IOC_MAGIC, 2, 48)
 
 /* Cache layout, relative to the mount's cache= directory. */
 #define CASFS_CACHE_BLOBS_DIR	"blobs"	/* blobs/<64 lowercase hex> */

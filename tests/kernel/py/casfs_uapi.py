@@ -28,11 +28,12 @@ PROTO_VERSION = 2
 XATTR_SHA256 = "user.casfs.sha256"
 XATTR_SHA256_HEX = "user.casfs.sha256hex"
 
-STATE_CAS, STATE_PRESENT, STATE_LOCAL = 1, 2, 4
+STATE_CAS, STATE_PRESENT, STATE_LOCAL, STATE_WRITERS = 1, 2, 4, 8
 
 _ENTRY = struct.Struct("=32sQIIII")
 _STAGE = struct.Struct("=QQIIII")
-_STATE = struct.Struct("=32sQII")
+_STATE = struct.Struct("=32sQIIQ")
+_STATE_V1 = struct.Struct("=32sQII")   # before version: 48 bytes
 
 
 def _ioc(direction, nr, size):
@@ -41,6 +42,7 @@ def _ioc(direction, nr, size):
 
 IOC_STAGE = _ioc(3, 1, _STAGE.size)
 IOC_STATE = _ioc(2, 2, _STATE.size)
+IOC_STATE_V1 = _ioc(2, 2, _STATE_V1.size)
 
 
 def stage(dirpath, entries, raw_entries=None):
@@ -73,14 +75,35 @@ def stage(dirpath, entries, raw_entries=None):
     return _STAGE.unpack(bytes(arg))[5]
 
 
-def state(path):
+def state_fd(fd):
+    """(sha256, size, flags, version) of the file open at fd."""
+    buf = bytearray(_STATE.size)
+    fcntl.ioctl(fd, IOC_STATE, buf)
+    sha, size, flags, _, version = _STATE.unpack(bytes(buf))
+    return sha, size, flags, version
+
+
+def state_full(path):
     fd = os.open(path, os.O_RDONLY)
     try:
-        buf = bytearray(_STATE.size)
-        fcntl.ioctl(fd, IOC_STATE, buf)
+        return state_fd(fd)
     finally:
         os.close(fd)
-    sha, size, flags, _ = _STATE.unpack(bytes(buf))
+
+
+def state(path):
+    return state_full(path)[:3]
+
+
+def state_v1(path):
+    """The first, 48-byte form of CASFS_IOC_STATE (no version)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        buf = bytearray(_STATE_V1.size)
+        fcntl.ioctl(fd, IOC_STATE_V1, buf)
+    finally:
+        os.close(fd)
+    sha, size, flags, _ = _STATE_V1.unpack(bytes(buf))
     return sha, size, flags
 
 

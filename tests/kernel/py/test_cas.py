@@ -215,6 +215,77 @@ class Staging(Base):
         self.assertEqual(os.getxattr(self.p("f"), U.XATTR_SHA256), sha(b"data"))
 
 
+class Version(Base):
+    """CASFS_IOC_STATE's version: what casfs-outputd trusts to answer
+    Bazel "unchanged" without reading a file."""
+
+    def ver(self, name):
+        return U.state_full(self.p(name))[3]
+
+    def test_unique_and_stable_without_changes(self):
+        data = b"staged bytes"
+        self.add("c", data)
+        with open(self.p("l"), "wb") as f:
+            f.write(b"local")
+        versions = {self.ver("c"), self.ver("l")}
+        self.assertEqual(len(versions), 2)
+        self.assertNotIn(0, versions)
+        v = self.ver("c")
+        # No change: stat, chmod, rename, a link, reading opens.
+        os.chmod(self.p("c"), 0o555)
+        os.rename(self.p("c"), self.p("c2"))
+        os.link(self.p("c2"), self.p("c3"))
+        os.getxattr(self.p("c2"), U.XATTR_SHA256)
+        os.close(os.open(self.p("c2"), os.O_RDONLY))
+        self.assertEqual(self.ver("c2"), v)
+        self.assertEqual(self.ver("c3"), v)
+        # The old 48-byte form is still served.
+        self.assertEqual(U.state_v1(self.p("c2")), U.state(self.p("c2")))
+
+    def test_every_change_renews_it(self):
+        with open(self.p("f"), "wb") as f:
+            f.write(b"one")
+        seen = [self.ver("f")]
+
+        def changed():
+            v = self.ver("f")
+            self.assertNotIn(v, seen)
+            seen.append(v)
+
+        with open(self.p("f"), "r+b") as f:
+            f.write(b"t")
+        changed()
+        os.truncate(self.p("f"), 1)
+        changed()
+        # An open for writing without a write: its close renews it.
+        os.close(os.open(self.p("f"), os.O_WRONLY))
+        changed()
+        # Staged (CAS) file, made local by a truncate that keeps nothing
+        # (no helper runs here, so nothing that needs the blob).
+        self.add("c", b"cas bytes")
+        v0 = self.ver("c")
+        os.truncate(self.p("c"), 0)
+        self.assertNotEqual(self.ver("c"), v0)
+
+    def test_writers_flag_and_shared_mmap(self):
+        import mmap
+        with open(self.p("f"), "wb") as f:
+            f.write(b"x" * 4096)
+        v0 = self.ver("f")
+        fd = os.open(self.p("f"), os.O_RDWR)
+        try:
+            m = mmap.mmap(fd, 4096)
+            self.assertTrue(U.state_full(self.p("f"))[2] & U.STATE_WRITERS)
+            m[0:1] = b"y"       # no write call: only the close tells
+            m.close()
+        finally:
+            os.close(fd)
+        sha_, size, flags, v1 = U.state_full(self.p("f"))
+        self.assertFalse(flags & U.STATE_WRITERS)
+        self.assertNotEqual(v1, v0)
+        self.assertEqual(open(self.p("f"), "rb").read(1), b"y")
+
+
 class Fetching(Base):
     def test_no_helper_times_out_with_eio(self):
         self.add("f", b"never fetched")
