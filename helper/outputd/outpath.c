@@ -21,6 +21,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "linux/casfs.h"
@@ -278,10 +279,37 @@ int outpath_remove(const struct outpath *op, const char *path)
 
 /* ---- iterative tree walks ---- */
 
-struct tree_frame {
-	DIR *dir;			/* NULL while closed (deep levels) */
+/* Who a directory is: to come back to it through "..", to stay on one mount. */
+struct dir_id {
 	dev_t dev;
 	ino_t ino;
+	uint64_t mnt;			/* 0 if statx did not say */
+};
+
+static int dir_id(int fd, struct dir_id *id)
+{
+	struct statx stx;
+
+	if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
+		  STATX_INO | STATX_MNT_ID, &stx) < 0)
+		return -errno;
+	id->dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+	id->ino = stx.stx_ino;
+	id->mnt = stx.stx_mask & STATX_MNT_ID ? stx.stx_mnt_id : 0;
+	return 0;
+}
+
+/* A bind mount of the same filesystem has the same st_dev: use mnt ids. */
+static bool same_mount(const struct dir_id *a, const struct dir_id *b)
+{
+	if (a->mnt && b->mnt)
+		return a->mnt == b->mnt;
+	return a->dev == b->dev;
+}
+
+struct tree_frame {
+	DIR *dir;			/* NULL while closed (deep levels) */
+	struct dir_id id;
 	size_t path_len;		/* this dir's path in tree->path */
 	char name[NAME_MAX + 1];	/* this dir's name in its parent */
 	char child[NAME_MAX + 1];	/* the subdir being walked, to resume */
@@ -325,6 +353,8 @@ static int tree_run(struct tree *t, int fd, size_t base_len)
 	struct tree_frame *fr = NULL, *f;
 	size_t depth = 0, cap = 0;
 	char sub[NAME_MAX + 1] = "";
+	struct dir_id id, top;
+	unsigned char dtype;
 	struct dirent *de;
 	struct stat sb;
 	int r = 0;
@@ -342,6 +372,12 @@ static int tree_run(struct tree *t, int fd, size_t base_len)
 				close(fd);
 				return -ENOMEM;
 			}
+			r = dir_id(fd, &top);
+			if (r) {
+				close(fd);
+				break;
+			}
+			id = top;
 			goto push;
 		}
 		f = &fr[depth - 1];
@@ -371,9 +407,10 @@ static int tree_run(struct tree *t, int fd, size_t base_len)
 					r = -errno;
 					break;
 				}
-				if (fstat(pfd, &sb) < 0 || sb.st_dev != p->dev ||
-				    sb.st_ino != p->ino) {
-					r = errno ? -errno : -EAGAIN;	/* moved under us */
+				r = dir_id(pfd, &id);
+				if (!r && (id.dev != p->id.dev || id.ino != p->id.ino))
+					r = -EAGAIN;	/* moved under us */
+				if (r) {
 					close(pfd);
 					break;
 				}
@@ -402,7 +439,7 @@ static int tree_run(struct tree *t, int fd, size_t base_len)
 				f->child[0] = 0;
 			continue;
 		}
-		unsigned char dtype = de->d_type;
+		dtype = de->d_type;
 
 		/* de dies with its stream, which a deep level closes below */
 		strcpy(sub, de->d_name);
@@ -419,6 +456,10 @@ static int tree_run(struct tree *t, int fd, size_t base_len)
 		}
 		if (t->want_path && !tree_path(t, f->path_len, sub))
 			continue;	/* no path Bazel can name: not reported */
+		/* a trash a crashed clean left is not part of the outputs */
+		if (t->want_path && depth == 1 &&
+		    !strncmp(sub, TRASH_PREFIX, sizeof(TRASH_PREFIX) - 1))
+			continue;
 		if (dtype != DT_DIR) {
 			r = t->leaf(t, dirfd(f->dir), sub, dtype);
 			if (r)
@@ -442,6 +483,20 @@ static int tree_run(struct tree *t, int fd, size_t base_len)
 			}
 			r = -errno;
 			break;
+		}
+		r = dir_id(nfd, &id);
+		if (r) {
+			close(nfd);
+			break;
+		}
+		if (!same_mount(&id, &top)) {
+			/* like RESOLVE_NO_XDEV: never into another mount */
+			close(nfd);
+			if (t->deleting) {
+				r = -EXDEV;
+				break;
+			}
+			continue;
 		}
 		fd = nfd;
 		if (depth >= TREE_FD_DEPTH) {
@@ -467,13 +522,7 @@ push:
 		memset(f, 0, sizeof(*f));
 		if (depth > 0)
 			strcpy(f->name, sub);
-		if (fstat(fd, &sb) < 0) {
-			r = -errno;
-			close(fd);
-			break;
-		}
-		f->dev = sb.st_dev;
-		f->ino = sb.st_ino;
+		f->id = id;
 		f->path_len = depth == 0 ? base_len : t->path_len;
 		f->dir = fdopendir(fd);
 		if (!f->dir) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -624,6 +625,8 @@ static void test_walk(void)
 	CHECK(mkfifo(P("out/d/fifo"), 0644) == 0);
 	mkdirs("out/deep");
 	deep_chain("out/deep", 150);
+	mkdirs("out/.casfs-outputd-trash.0123456789abcdef");
+	write_file(P("out/.casfs-outputd-trash.0123456789abcdef/old"), "o");
 
 	CHECK_INT(outpath_walk(&op, seen_fn, &s), 0);
 	CHECK(!s.bad);
@@ -632,6 +635,54 @@ static void test_walk(void)
 	CHECK_INT(s.n, 3 + 150 + 150 - 61);
 	CHECK_INT(outpath_walk(&op, stop_fn, &k), 42);
 	CHECK_INT(k, 2);
+	teardown();
+}
+
+/* A bind mount inside the output path is never crossed (needs root). */
+static void test_mounts(void)
+{
+	struct outpath_item it;
+	struct outpath_stat st;
+	size_t seen = 0;
+
+	setup();
+	mkdirs("out/d/mnt");
+	write_file(P("out/d/f"), "f");
+	write_file(P("outside/victim"), "v");
+	if (mount(P("outside"), P("out/d/mnt"), NULL, MS_BIND, NULL) < 0) {
+		fprintf(stderr, "  skipped: mount: %s\n", strerror(errno));
+		teardown();
+		return;
+	}
+	CHECK_INT(outpath_lstat(&op, "d/mnt/victim", false, &st), -EXDEV);
+	CHECK_INT(outpath_walk(&op, count_fn, &seen), 0);
+	CHECK_INT(seen, 1);
+	item(&it, "d/mnt/new", 1, 1);
+	CHECK_INT(outpath_stage(&op, &it, 1), 0);
+	CHECK_INT(it.err, -EXDEV);
+	/* replacing d would remove its tree, which holds a mount: refused */
+	item(&it, "d", 1, 1);
+	CHECK_INT(outpath_stage(&op, &it, 1), 0);
+	CHECK_INT(it.err, -EXDEV);
+	CHECK(file_is(P("outside/victim"), "v"));
+	/* d moves to the trash, whose removal stops at the mount */
+	CHECK_INT(outpath_clean(&op), -EXDEV);
+	CHECK(file_is(P("outside/victim"), "v"));
+	CHECK_INT(count_dir(P("outside")), 1);
+	{
+		char mnt[PATH_MAX] = "";
+		DIR *dir = opendir(P("out"));
+		struct dirent *de;
+
+		while (dir && (de = readdir(dir)))
+			if (!strncmp(de->d_name, ".casfs-outputd-trash.", 21))
+				snprintf(mnt, sizeof(mnt), "out/%.64s/d/mnt", de->d_name);
+		if (dir)
+			closedir(dir);
+		CHECK(mnt[0] && umount2(P(mnt), MNT_DETACH) == 0);
+	}
+	CHECK_INT(outpath_clean(&op), 0);
+	CHECK_INT(count_dir(P("out")), 0);
 	teardown();
 }
 
@@ -646,6 +697,7 @@ static const struct test outpath_tests[] = {
 	{ "remove", test_remove },
 	{ "clean", test_clean },
 	{ "walk", test_walk },
+	{ "mounts", test_mounts },
 	{ NULL, NULL },
 };
 T_SUITE(outpath, outpath_tests)
