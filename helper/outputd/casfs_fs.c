@@ -11,6 +11,11 @@
 
 #include "linux/casfs.h"
 
+/* The uapi's fixed layout, which the kernel checks by the ioctl's size. */
+_Static_assert(sizeof(struct casfs_stage_entry) == 56, "casfs_stage_entry");
+_Static_assert(sizeof(struct casfs_stage) == 32, "casfs_stage");
+_Static_assert(sizeof(struct casfs_state) == 56, "casfs_state");
+
 static int casfs_stage(int dirfd, const struct outpath_stage_entry *e, size_t n,
 		       size_t *bad)
 {

@@ -686,6 +686,26 @@ static void test_mounts(void)
 	teardown();
 }
 
+/* The real casfs layer, on a filesystem that is not casfs: refuses. */
+static void test_casfs_fs_elsewhere(void)
+{
+	struct outpath_file_state st;
+	struct outpath o2;
+	uint8_t sha[OUTPATH_SHA256_LEN];
+	int fd;
+
+	setup();
+	CHECK(!outpath_fs_casfs.is_ours(rootfd));
+	CHECK_INT(outpath_open(&o2, &outpath_fs_casfs, rootfd, "out", false), -EXDEV);
+	write_file(P("out/f"), "f");
+	fd = open(P("out/f"), O_RDONLY | O_CLOEXEC);
+	REQUIRE(fd >= 0);
+	CHECK_INT(outpath_fs_casfs.state(fd, &st), -ENOTTY);
+	CHECK(outpath_fs_casfs.digest(fd, sha) < 0);
+	close(fd);
+	teardown();
+}
+
 static const struct test outpath_tests[] = {
 	{ "check", test_check },
 	{ "open", test_open },
@@ -698,6 +718,7 @@ static const struct test outpath_tests[] = {
 	{ "clean", test_clean },
 	{ "walk", test_walk },
 	{ "mounts", test_mounts },
+	{ "casfs_fs_elsewhere", test_casfs_fs_elsewhere },
 	{ NULL, NULL },
 };
 T_SUITE(outpath, outpath_tests)
