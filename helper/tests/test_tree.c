@@ -133,7 +133,7 @@ static void link_n(struct w *dir, const char *name, const char *target, size_t t
 	w_free(&f);
 }
 
-static void link(struct w *dir, const char *name, const char *target)
+static void add_link(struct w *dir, const char *name, const char *target)
 {
 	link_n(dir, name, target, strlen(target));
 }
@@ -231,8 +231,8 @@ static void t_good_tree(void)
 	file(&root, "b", false);
 	subdir(&root, "e", &empty);
 	subdir(&root, "sub", &sub);
-	link(&root, "l", "sub/x");
-	link(&root, "m", "./sub/../b");	/* '..' after a name: refused by default */
+	add_link(&root, "l", "sub/x");
+	add_link(&root, "m", "./sub/../b");	/* '..' after a name: refused by default */
 	CHECK_INT(walk_tree(&root, kids, 2, NULL, &r, err), -EINVAL);
 	CHECK(strstr(err, "m: '..' after a name"));
 	{
@@ -351,7 +351,7 @@ static void t_shared_subtree(void)
 	char err[8192];
 
 	file(&leaf, "f", false);
-	link(&leaf, "up", "../s1/f");	/* fine at depth >= 1 */
+	add_link(&leaf, "up", "../s1/f");	/* fine at depth >= 1 */
 	subdir(&mid, "s1", &leaf);
 	subdir(&mid, "s2", &leaf);
 	subdir(&root, "m", &mid);
@@ -431,8 +431,8 @@ static void t_unsorted_duplicates(void)
 	file(&e, "a", false);
 	file(&e, "z", false);
 	subdir(&e, "m", &empty);
-	link(&e, "b", "a");
-	link(&e, "m", "a");
+	add_link(&e, "b", "a");
+	add_link(&e, "m", "a");
 	WANT_ERR(walk_tree(&e, kids, 1, NULL, NULL, err), -EINVAL, "m: duplicate name");
 	w_free(&a);
 	w_free(&b);
@@ -564,8 +564,8 @@ static void t_symlink_policy(void)
 		struct w tm = { 0 };
 		struct rev2_digest d;
 
-		link(&sub, "ok", "../top");
-		link(&sub, "out", "../../x");
+		add_link(&sub, "ok", "../top");
+		add_link(&sub, "out", "../../x");
 		subdir(&root, "s", &sub);
 		WANT_ERR(walk_tree(&root, kids, 1, NULL, NULL, err), -EINVAL,
 			 "s/out: symlink target escapes the root");
@@ -601,7 +601,7 @@ static void t_wire_garbage(void)
 
 	file(&sub, "x", false);
 	subdir(&root, "s", &sub);
-	link(&root, "z", "s/x");
+	add_link(&root, "z", "s/x");
 	w_msg(&tm, 1, &root);
 	w_msg(&tm, 2, &sub);
 	/* every truncation, as a Tree and as a page */
