@@ -14,9 +14,11 @@
 #ifndef CASFS_GRPC_H
 #define CASFS_GRPC_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* gRPC status codes (grpc/doc/statuscodes.md). */
 enum grpc_code {
@@ -140,6 +142,11 @@ void grpc_md_free(struct grpc_metadata *md);
 
 /* grpc-message percent-decoding (malformed escapes are kept as they are). */
 char *grpc_percent_decode(const char *s, size_t len);
+/*
+ * grpc-message percent-encoding (PROTOCOL-HTTP2.md): bytes outside
+ * 0x20-0x7e, and '%', become %XX. malloc'ed; NULL only without memory.
+ */
+char *grpc_percent_encode(const char *s, size_t len);
 /* base64 (standard alphabet, padding optional), for "-bin" headers. */
 int grpc_base64_decode(const char *s, size_t len, uint8_t **out,
 		       size_t *outlen);
@@ -276,5 +283,99 @@ int grpc_call_run(struct grpc_conn *c, const struct grpc_call_opts *o,
 int grpc_unary(struct grpc_conn *c, const char *method, const void *req,
 	       size_t req_len, int64_t timeout_ms, uint8_t **resp,
 	       size_t *resp_len, struct grpc_status *st);
+
+/* ---- server.c, server_conn.c, peer.c: a unary gRPC server ---- */
+
+/*
+ * HTTP/2 cleartext with prior knowledge on loopback TCP and unix
+ * sockets. One thread (the caller of grpc_server_run()) owns the sockets
+ * and nghttp2 sessions; handlers run on a pool of worker threads.
+ */
+struct grpc_server;
+
+struct grpc_peer {
+	int family;	/* AF_UNIX, AF_INET or AF_INET6 */
+	uid_t uid;	/* (uid_t)-1 when unknown */
+	pid_t pid;	/* unix sockets (SO_PEERCRED); 0 otherwise */
+};
+/*
+ * The peer of a connected socket: SO_PEERCRED for unix sockets; for TCP
+ * from a loopback address, the owner of the client's socket as the
+ * kernel's socket diagnostics (NETLINK_SOCK_DIAG) report it. Other
+ * peers, and any failure, leave uid (uid_t)-1. Blocks at most ~250 ms.
+ */
+void grpc_peer_of_fd(int fd, struct grpc_peer *peer);
+
+/*
+ * Runs on a worker thread. req/req_len: the one request message
+ * (unframed). On return: *resp (malloc'ed, may be NULL with *resp_len 0
+ * for an empty message) is sent when the return value is GRPC_OK;
+ * otherwise the return value is the status code and *msg (malloc'ed or
+ * NULL) its message. A handler always runs to completion: if its result
+ * comes after the call's grpc-timeout, the client gets DEADLINE_EXCEEDED
+ * instead; if the client has gone, the result is dropped.
+ */
+typedef int (*grpc_unary_fn)(void *ud, const struct grpc_peer *peer,
+			     const uint8_t *req, size_t req_len,
+			     uint8_t **resp, size_t *resp_len, char **msg);
+
+struct grpc_server_opts {
+	unsigned workers;		/* handler threads; 0: 4 */
+	size_t max_recv_msg;		/* 0: GRPC_DEFAULT_MAX_MSG */
+	unsigned max_conns;		/* 0: 64; more are accepted and closed at once */
+	unsigned max_streams;		/* concurrent per connection; 0: 100 */
+	int handshake_timeout_ms;	/* preface+SETTINGS; 0: 10 s */
+	/*
+	 * Called once per accepted connection with its peer (on the event
+	 * loop thread); return GRPC_OK to serve it, or a code (e.g.
+	 * GRPC_PERMISSION_DENIED) with which every call on it is answered,
+	 * without calling any handler. NULL: serve all.
+	 */
+	int (*accept_peer)(void *ud, const struct grpc_peer *peer);
+	void *accept_ud;
+	void (*log)(void *ud, int level, const char *msg);	/* enum grpc_log_level */
+	void *log_ud;
+};
+
+struct grpc_server *grpc_server_new(const struct grpc_server_opts *o,
+				    char *err, size_t errlen);
+/* path: "/package.Service/Method". Before grpc_server_start(). 0 or -errno. */
+int grpc_server_add_unary(struct grpc_server *s, const char *path,
+			  grpc_unary_fn fn, void *ud);
+/*
+ * "grpc://127.0.0.1:PORT", "grpc://[::1]:PORT", "grpc://localhost:PORT"
+ * or "unix:/abs/path" (also "unix:relative"). TCP only on loopback
+ * addresses (else -EINVAL). PORT 0 picks one: grpc_server_bound_port().
+ * A unix path that exists as a socket is replaced; the socket is made
+ * mode 0600 (umask 077 around bind()). 0 or -errno with err set.
+ */
+int grpc_server_listen(struct grpc_server *s, const char *url,
+		       char *err, size_t errlen);
+/* An already bound, listening socket (socket activation); the server
+ * owns it from now on, even on failure. */
+int grpc_server_listen_fd(struct grpc_server *s, int fd, char *err, size_t errlen);
+/* The idx-th listener's TCP port, or -1. */
+int grpc_server_bound_port(const struct grpc_server *s, unsigned idx);
+/* Start the workers. 0 or -errno. */
+int grpc_server_start(struct grpc_server *s);
+/*
+ * Serve until *stop (may be NULL) becomes non-zero or grpc_server_stop();
+ * either is noticed within 100 ms. Then GOAWAY to every connection and
+ * return 0 (-errno if the loop itself failed). Once per server.
+ */
+int grpc_server_run(struct grpc_server *s, volatile sig_atomic_t *stop);
+/* Thread-safe and async-signal-safe (an atomic store and an eventfd write). */
+void grpc_server_stop(struct grpc_server *s);
+/* Joins the workers (waiting for running handlers), closes everything,
+ * unlinks the unix socket paths it created. */
+void grpc_server_free(struct grpc_server *s);
+
+struct grpc_server_stats {
+	uint64_t conns_accepted, conns_refused;	/* refused: over max_conns */
+	uint64_t calls, calls_failed;		/* finished; failed: not OK */
+	unsigned conns_open, calls_active;	/* active: in a handler or queued */
+};
+/* Any thread. */
+void grpc_server_get_stats(struct grpc_server *s, struct grpc_server_stats *st);
 
 #endif

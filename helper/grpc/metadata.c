@@ -292,6 +292,37 @@ char *grpc_percent_decode(const char *s, size_t len)
 	return out;
 }
 
+/*
+ * The spec's percent-encoding: unreserved here means printable ASCII but
+ * '%'; everything else (UTF-8, control bytes) as %XX, so any handler
+ * message is a valid header value.
+ */
+char *grpc_percent_encode(const char *s, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char *out, *o;
+
+	if (len > (SIZE_MAX - 1) / 3)
+		return NULL;
+	out = malloc(len * 3 + 1);
+	if (!out)
+		return NULL;
+	o = out;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c >= 0x20 && c <= 0x7e && c != '%') {
+			*o++ = (char)c;
+		} else {
+			*o++ = '%';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		}
+	}
+	*o = 0;
+	return out;
+}
+
 static int b64val(char c)
 {
 	if (c >= 'A' && c <= 'Z')
