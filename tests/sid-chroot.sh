@@ -14,7 +14,8 @@
 #       points at (read when installing, as install-deps.sh does for
 #       bookworm-backports), and bazel-bootstrap (Bazel 7.7.1, with the
 #       JDK it depends on) for the Bazel guest test (tests/kernel/94-bazel7.sh,
-#       tests/lib/bazel7.sh). The mirror's sid Release file is past its
+#       tests/lib/bazel7.sh), with a CDS archive of the Bazel server's classes
+#       in /var/cache/casfs-bazel/server.jsa. The mirror's sid Release file is past its
 #       Valid-Until date: apt in the chroot does not check it.
 #   /boot/vmlinuz-REL and /lib/modules/REL on the host, from
 #       linux-image-REL (downloaded in the chroot, unpacked, copied; then
@@ -246,6 +247,48 @@ if ! cmp -s "$vmlinuz" "/boot/vmlinuz-$rel" || [[ ! -e /lib/modules/$rel/modules
 	# The image last: it is what says the kernel is complete.
 	install -m 0644 "$vmlinuz" "/boot/vmlinuz-$rel.new"
 	mv -f "/boot/vmlinuz-$rel.new" "/boot/vmlinuz-$rel"
+fi
+
+# A class-data sharing archive of the Bazel server's classes (a dynamic
+# AppCDS archive, -XX:ArchiveClassesAtExit) for the guest test
+# (tests/lib/bazel7.sh uses it when present): it halves the server's start
+# under TCG, which is mostly loading and verifying classes. Made by one
+# Bazel build on the host, in the chroot, with tests/lib/bazel7.sh's
+# startup options; remade when bazel-bootstrap or the JDK changes (the JVM
+# ignores an archive that does not match its classpath and JDK anyway).
+cds=$root/var/cache/casfs-bazel
+java_home=$(sid readlink -f /usr/bin/java)
+java_home=${java_home%/bin/java}
+cds_key="recipe 1 bazel-bootstrap $(sid dpkg-query -W -f '${Version}' bazel-bootstrap) $java_home $(stat -c '%s %Y' "$root$java_home/lib/modules")"
+if [[ ! -s $cds/server.jsa || $(cat "$cds/key" 2>/dev/null) != "$cds_key" ]]; then
+	log "making the Bazel server's CDS archive ($cds_key)"
+	rm -rf "$cds"
+	mkdir -p "$cds/ws" "$cds/tmp"
+	: >"$cds/ws/WORKSPACE"
+	printf 'genrule(name = "g", outs = ["g.txt"], cmd = "echo g >$@")\n' >"$cds/ws/BUILD"
+	casfs_in_chroot "$root" -- /bin/sh -c '
+		set -eu
+		b() {
+			bazel --nohome_rc --nosystem_rc --noworkspace_rc \
+				--install_base=/usr/share/bazel --trust_install_base \
+				--output_user_root=/var/cache/casfs-bazel/tmp/our \
+				--host_jvm_args=-Xmx384m --host_jvm_args=-XX:TieredStopAtLevel=1 \
+				--host_jvm_args=-XX:+UseSerialGC \
+				--host_jvm_args=-XX:ArchiveClassesAtExit=/var/cache/casfs-bazel/server.jsa.new \
+				"$@"
+		}
+		cd /var/cache/casfs-bazel/ws
+		b build --noenable_bzlmod --curses=no --noshow_progress //:g >/var/cache/casfs-bazel/build.log 2>&1
+		pid=$(cat /var/cache/casfs-bazel/tmp/our/*/server/server.pid.txt)
+		b shutdown >>/var/cache/casfs-bazel/build.log 2>&1
+		# The archive is written as the server exits.
+		while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done' ||
+		die "Bazel build for the CDS archive failed (see $cds/build.log)"
+	[[ -s $cds/server.jsa.new ]] || die "no CDS archive written (see $cds/build.log)"
+	chmod 0644 "$cds/server.jsa.new"
+	mv "$cds/server.jsa.new" "$cds/server.jsa"
+	rm -rf "$cds/tmp" "$cds/ws"
+	echo "$cds_key" >"$cds/key"
 fi
 
 log "ok: $rel in $root ($((SECONDS - t0))s)"

@@ -37,6 +37,9 @@
 #   BZ_JOBS (4)        --jobs
 #   BZ_IDLE (900)      --max_idle_secs: a server left behind exits by itself
 #   BZ_TMP_SIZE (1g)   size of the chroot's /tmp tmpfs
+#   BZ_CDS (1)         0: do not use the class-data sharing archive of the
+#                      server's classes that tests/sid-chroot.sh makes
+#                      (/var/cache/casfs-bazel/server.jsa in the chroot)
 #   BZ_STARTUP         array of extra startup options
 #
 # Startup options that never change (a change restarts the server):
@@ -44,7 +47,8 @@
 # first start) with --trust_install_base, no rc file but ours, the JVM
 # limited to C1 (-XX:TieredStopAtLevel=1: C2 compiles cost much more under
 # TCG than they give back in a build this short) and the serial GC (2
-# vCPUs). See tests/README.md for the timings.
+# vCPUs), and the CDS archive (BZ_CDS). See tests/README.md for the
+# timings.
 
 BZ_CHROOT=${CASFS_SID_ROOT:-/var/cache/casfs-sid}
 BZ_MOUNTS=()
@@ -54,7 +58,8 @@ BZ_GID=0
 BZ_HOME=/root
 BZ_WS=/mnt/ws
 BZ_HOST_WS=$BZ_CHROOT$BZ_WS
-: "${BZ_XMX:=384m}" "${BZ_JOBS:=4}" "${BZ_IDLE:=900}" "${BZ_TMP_SIZE:=1g}"
+: "${BZ_XMX:=384m}" "${BZ_JOBS:=4}" "${BZ_IDLE:=900}" "${BZ_TMP_SIZE:=1g}" "${BZ_CDS:=1}"
+BZ_CDS_ARCHIVE=/var/cache/casfs-bazel/server.jsa
 [ -n "${BZ_STARTUP+set}" ] || BZ_STARTUP=()
 
 bazel7_available() {
@@ -139,8 +144,11 @@ bazel7() {
 		--host_jvm_args=-XX:+UseSerialGC
 		"--host_jvm_args=-Duser.home=$BZ_HOME"
 		"--max_idle_secs=$BZ_IDLE"
-		"${BZ_STARTUP[@]}"
 	)
+	if [ "$BZ_CDS" = 1 ] && [ -s "$BZ_CHROOT$BZ_CDS_ARCHIVE" ]; then
+		startup+=("--host_jvm_args=-XX:SharedArchiveFile=$BZ_CDS_ARCHIVE")
+	fi
+	startup+=("${BZ_STARTUP[@]}")
 	bazel7_chroot /bin/sh -c 'cd "$1" && shift && exec /usr/bin/bazel "$@"' sh \
 		"$BZ_WS" "${startup[@]}" "$@"
 }
