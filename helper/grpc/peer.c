@@ -106,14 +106,20 @@ static uid_t tcp_peer_uid(const struct sockaddr_storage *local,
 	/* One datagram: the socket's inet_diag_msg, or an error. */
 	for (int tries = 0; tries < 4; tries++) {
 		ssize_t n = recv(fd, &buf, sizeof(buf), 0);
-		int len = (int)n;
+		size_t len = n > 0 ? (size_t)n : 0, off = 0;
 
 		if (n < 0)
 			break;
-		for (struct nlmsghdr *h = &buf.nh; NLMSG_OK(h, len);
-		     h = NLMSG_NEXT(h, len)) {
+		/* NLMSG_OK/NEXT by hand: the macros mix signed and unsigned. */
+		while (len - off >= sizeof(struct nlmsghdr)) {
+			struct nlmsghdr *h = (struct nlmsghdr *)(buf.b + off);
 			struct inet_diag_msg *m = NLMSG_DATA(h);
 
+			if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > len - off)
+				goto out;
+			off += NLMSG_ALIGN(h->nlmsg_len);
+			if (off > len)
+				off = len;
 			if (h->nlmsg_seq != 1)
 				continue;
 			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
