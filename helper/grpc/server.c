@@ -291,10 +291,16 @@ static int listen_unix(struct grpc_server *s, const char *path, char *err,
 	old = umask(077);
 	ret = bind(fd, (struct sockaddr *)&a, sizeof(a));
 	umask(old);
-	if (ret || chmod(path, 0600) || listen(fd, 128)) {
+	if (ret) {
+		/* Not ours (e.g. EADDRINUSE: another server just took it). */
 		ret = -errno;
-		if (!ret || ret != -EADDRINUSE)
-			unlink(path);
+		close(fd);
+		free(copy);
+		return fail(err, errlen, ret, "unix:%s: %s", path, strerror(-ret));
+	}
+	if (chmod(path, 0600) || listen(fd, 128)) {
+		ret = -errno;
+		unlink(path);
 		close(fd);
 		free(copy);
 		return fail(err, errlen, ret, "unix:%s: %s", path, strerror(-ret));
