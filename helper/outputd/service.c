@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1073,25 +1074,38 @@ void service_free(struct service *s)
 	free(s);
 }
 
+static const struct {
+	const char *path;
+	grpc_unary_fn fn;
+} methods[] = {
+	{ BOS_METHOD("Clean"), do_clean },
+	{ BOS_METHOD("StartBuild"), do_start_build },
+	{ BOS_METHOD("StageArtifacts"), do_stage },
+	{ BOS_METHOD("FinalizeArtifacts"), do_finalize_artifacts },
+	{ BOS_METHOD("FinalizeBuild"), do_finalize_build },
+	{ BOS_METHOD("BatchStat"), do_batch_stat },
+};
+
 int service_register(struct service *s, struct grpc_server *srv)
 {
-	static const struct {
-		const char *path;
-		grpc_unary_fn fn;
-	} m[] = {
-		{ BOS_METHOD("Clean"), do_clean },
-		{ BOS_METHOD("StartBuild"), do_start_build },
-		{ BOS_METHOD("StageArtifacts"), do_stage },
-		{ BOS_METHOD("FinalizeArtifacts"), do_finalize_artifacts },
-		{ BOS_METHOD("FinalizeBuild"), do_finalize_build },
-		{ BOS_METHOD("BatchStat"), do_batch_stat },
-	};
-
-	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
-		int err = grpc_server_add_unary(srv, m[i].path, m[i].fn, s);
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		int err = grpc_server_add_unary(srv, methods[i].path, methods[i].fn, s);
 
 		if (err)
 			return err;
 	}
 	return 0;
+}
+
+int service_call(struct service *s, unsigned idx, const uint8_t *req,
+		 size_t len, uint8_t **resp, size_t *resp_len, char **msg)
+{
+	struct grpc_peer peer = { .family = AF_UNIX, .uid = s->o.uid };
+
+	*resp = NULL;
+	*resp_len = 0;
+	*msg = NULL;
+	if (idx >= sizeof(methods) / sizeof(methods[0]))
+		return GRPC_UNIMPLEMENTED;
+	return methods[idx].fn(s, &peer, req, len, resp, resp_len, msg);
 }

@@ -38,6 +38,14 @@ void service_free(struct service *s);
  * service_accept_peer with s as accept_ud. */
 int service_register(struct service *s, struct grpc_server *srv);
 int service_accept_peer(void *ud, const struct grpc_peer *peer);
+/*
+ * Call method idx (0 Clean, 1 StartBuild, 2 StageArtifacts,
+ * 3 FinalizeArtifacts, 4 FinalizeBuild, 5 BatchStat) directly, as the
+ * server would for a peer of the service's uid: for the fuzzer.
+ */
+#define SERVICE_METHODS 6
+int service_call(struct service *s, unsigned idx, const uint8_t *req,
+		 size_t len, uint8_t **resp, size_t *resp_len, char **msg);
 
 #define BOS_METHOD(m) "/bazel_output_service.BazelOutputService/" m
 #define BOS_LOCATOR_URL \

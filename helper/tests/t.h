@@ -36,7 +36,8 @@ void t_sha256_hex(const void *p, size_t n, char hex[65]);
 extern const struct test verify_tests[], publish_tests[], manifest_tests[],
 	cache_tests[], config_tests[], fetch_file_tests[], http_tests[],
 	netlink_tests[], stats_tests[], cli_tests[], grpc_backend_tests[], rev2_tests[], tree_tests[],
-	ctl_rev2_tests[];
+	ctl_rev2_tests[], outputd_tests[];
+const char *outputd_skip(void);
 const char *ctl_rev2_skip(void);
 const char *http_skip(void);
 const char *cli_skip(void);

@@ -156,6 +156,7 @@ static const struct suite suites[] = {
 	{ "grpc_backend", grpc_backend_tests, grpc_backend_skip },
 	{ "cli", cli_tests, cli_skip },
 	{ "ctl_rev2", ctl_rev2_tests, ctl_rev2_skip },
+	{ "outputd", outputd_tests, outputd_skip },
 };
 
 int main(int argc, char **argv)
