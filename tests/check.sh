@@ -59,6 +59,9 @@ stage helper-build make -s -C helper
 stage helper-unit-tests make -s -C helper check
 stage systemd-unit packaging/verify-unit.sh
 stage grpc-core-tests make -s -C helper/grpc check
+# casfs-outputd's output-path layer (openat2 beneath, staging, clean, walk)
+# on a fake filesystem; its service runs in helper-unit-tests.
+stage outputd-outpath-tests make -s -C helper/outputd check
 # libFuzzer on the gRPC client core: the deframer, then the whole response
 # path (HTTP/2 frames from a hostile server); make -C helper/grpc fuzz-long
 # for longer.
@@ -73,6 +76,7 @@ fi
 if command -v clang >/dev/null; then
 	stage fuzz-tree make -s -C helper fuzz-tree-short FUZZ_SHORT_TIME=20
 	stage fuzz-rev2 make -s -C helper fuzz-rev2-short FUZZ_SHORT_TIME=15
+	stage fuzz-outputd make -s -C helper fuzz-outputd-short FUZZ_SHORT_TIME=15
 else
 	echo "SKIP host fuzz-tree: no clang"
 	skipped=$((skipped + 1))
