@@ -33,6 +33,8 @@ static const char usage[] =
 	"  --experimental_remote_output_service_output_path_prefix=DIR\n"
 	"\n"
 	"  --root DIR          the root of the output paths (required)\n"
+	"  --bazel-root PATH   DIR as Bazel names it, if Bazel runs in a chroot or\n"
+	"                      container where DIR has another path\n"
 	"  --listen URL        grpc://127.0.0.1:PORT, grpc://[::1]:PORT or\n"
 	"                      unix:PATH; repeatable (default grpc://127.0.0.1:8980);\n"
 	"                      also sockets passed by systemd (LISTEN_FDS)\n"
@@ -96,6 +98,7 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "root", required_argument, NULL, 'r' },
+		{ "bazel-root", required_argument, NULL, 'b' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "cas", required_argument, NULL, 'c' },
 		{ "instance", required_argument, NULL, 'i' },
@@ -126,6 +129,11 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'r':
 			root = optarg;
+			break;
+		case 'b':
+			so.bazel_root = optarg;
+			if (optarg[0] != '/')
+				die("--bazel-root must be an absolute path");
 			break;
 		case 'l':
 			if (nlisten == MAX_LISTEN)

@@ -361,6 +361,25 @@ out:
 	return code;
 }
 
+/* Bazel's output_path_prefix names our root (trailing '/'s aside)? */
+static bool prefix_ok(const struct service *s, const char *p, struct stat *st)
+{
+	size_t n, m;
+
+	if (!p || p[0] != '/')
+		return false;
+	if (!s->o.bazel_root)
+		return !stat(p, st) && st->st_dev == s->root_dev &&
+		       st->st_ino == s->root_ino;
+	n = strlen(p);
+	m = strlen(s->o.bazel_root);
+	while (n > 1 && p[n - 1] == '/')
+		n--;
+	while (m > 1 && s->o.bazel_root[m - 1] == '/')
+		m--;
+	return n == m && !memcmp(p, s->o.bazel_root, n);
+}
+
 static int do_start_build(void *ud, const struct grpc_peer *peer,
 			  const uint8_t *req, size_t req_len,
 			  uint8_t **resp, size_t *resp_len, char **msg)
@@ -411,12 +430,11 @@ static int do_start_build(void *ud, const struct grpc_peer *peer,
 		}
 	}
 	/* The prefix Bazel was given must be our root (same directory). */
-	if (!r->output_path_prefix || r->output_path_prefix[0] != '/' ||
-	    stat(r->output_path_prefix, &st) || st.st_dev != s->root_dev ||
-	    st.st_ino != s->root_ino) {
+	if (!prefix_ok(s, r->output_path_prefix, &st)) {
 		code = fail(msg, GRPC_FAILED_PRECONDITION,
-			    "output_path_prefix must be %s (this casfs-outputd's --root)",
-			    s->root);
+			    "output_path_prefix must be %s (this casfs-outputd's --root%s)",
+			    s->o.bazel_root ? s->o.bazel_root : s->root,
+			    s->o.bazel_root ? " as Bazel sees it, --bazel-root" : "");
 		goto out;
 	}
 

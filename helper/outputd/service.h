@@ -21,6 +21,13 @@ struct cas;
 
 struct service_opts {
 	const char *root;		/* absolute path of the root directory */
+	/*
+	 * The same directory as Bazel names it, when Bazel runs in another
+	 * mount namespace or chroot (NULL: Bazel sees root): StartBuild's
+	 * output_path_prefix must be this string, rather than a path that
+	 * stat()s to root.
+	 */
+	const char *bazel_root;
 	const struct outpath_fs *fs;	/* outpath_fs_casfs in the daemon */
 	struct cas *cas;		/* FindMissingBlobs; owned by caller */
 	uid_t uid;			/* the only uid served */
