@@ -57,7 +57,7 @@ run() {
 	# Bazel's own view: analysis, then the command's elapsed time.
 	local l
 	while IFS= read -r l; do
-		[ -n "$l" ] && note "  bazel: ${l#*INFO: }"
+		if [ -n "$l" ]; then note "  bazel: ${l#*INFO: }"; fi
 	done <<<"$(grep -E 'INFO: (Analyzed|Elapsed)' "$log" || true)"
 }
 logged() {
