@@ -62,13 +62,18 @@ install-dkms:
 		$(DESTDIR)/usr/src/casfs-$(VERSION)/include/uapi/linux/
 
 # Everything a build host needs: module source for dkms, the daemon and
-# the CLI, the systemd unit and an example configuration.
+# the CLI, casfs-outputd, the systemd units (casfs-outputd's is a user unit)
+# and an example configuration.
 install: install-dkms
 	$(MAKE) -C helper install DESTDIR=$(DESTDIR) PREFIX=$(PREFIX)
 	install -D -m 0644 packaging/casfs-helper.service \
 		$(DESTDIR)/etc/systemd/system/casfs-helper.service
 	sed -i 's|/usr/local/sbin/casfs-helper|$(PREFIX)/sbin/casfs-helper|' \
 		$(DESTDIR)/etc/systemd/system/casfs-helper.service
+	install -D -m 0644 packaging/casfs-outputd.service \
+		$(DESTDIR)/etc/systemd/user/casfs-outputd.service
+	sed -i 's|/usr/local/bin/casfs-outputd|$(PREFIX)/bin/casfs-outputd|' \
+		$(DESTDIR)/etc/systemd/user/casfs-outputd.service
 	install -D -m 0644 packaging/helper.conf.example \
 		$(DESTDIR)/etc/casfs/helper.conf.example
 	install -D -m 0644 packaging/casfs.modules-load \
