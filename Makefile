@@ -36,6 +36,12 @@ tests-bin:
 	$(MAKE) -C tests/progs O=$(CURDIR)/build/tests
 	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -o build/tests/fsbench \
 		bench/fsbench.c
+	$(MAKE) -C helper
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -fPIE -Ihelper -Ihelper/.proto \
+		$$(pkg-config --cflags libprotobuf-c) -pie -o build/tests/outputd_rpc \
+		bench/outputd_rpc.c $(addprefix helper/.obj/grpc/,frame.o metadata.o \
+		conn.o call.o run.o) $$(find helper/.obj/proto -name '*.o') \
+		$$(pkg-config --libs libnghttp2 openssl libprotobuf-c)
 
 deps:
 	tests/install-deps.sh
