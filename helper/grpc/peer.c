@@ -64,6 +64,26 @@ static void to_sockid(const struct sockaddr_storage *a, __be32 addr[4],
 	}
 }
 
+/*
+ * inet_diag answers in the socket's own family: a dual-stack AF_INET6
+ * client (Java's default) connected to 127.0.0.1 is found by an AF_INET
+ * lookup but reported with v4-mapped addresses (::ffff:127.0.0.1).
+ * The same address either way.
+ */
+static bool same_addr(const __be32 a[4], const __be32 b[4])
+{
+	static const __be32 zero[3];
+	const __be32 mapped[3] = { 0, 0, htonl(0xffff) };
+
+	if (!memcmp(a, b, 16))
+		return true;
+	if (!memcmp(a + 1, zero, 12) && !memcmp(b, mapped, 12))
+		return a[0] == b[3];
+	if (!memcmp(b + 1, zero, 12) && !memcmp(a, mapped, 12))
+		return b[0] == a[3];
+	return false;
+}
+
 static uid_t tcp_peer_uid(const struct sockaddr_storage *local,
 			  const struct sockaddr_storage *remote)
 {
@@ -129,8 +149,8 @@ static uid_t tcp_peer_uid(const struct sockaddr_storage *local,
 			/* Trust only the socket we asked for. */
 			if (m->id.idiag_sport != req.r.id.idiag_sport ||
 			    m->id.idiag_dport != req.r.id.idiag_dport ||
-			    memcmp(m->id.idiag_src, req.r.id.idiag_src, 16) ||
-			    memcmp(m->id.idiag_dst, req.r.id.idiag_dst, 16))
+			    !same_addr(m->id.idiag_src, req.r.id.idiag_src) ||
+			    !same_addr(m->id.idiag_dst, req.r.id.idiag_dst))
 				goto out;
 			uid = m->idiag_uid;
 			goto out;

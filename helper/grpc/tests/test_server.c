@@ -859,6 +859,29 @@ static void t_peer_uid(void)
 		 AF_UNIX);
 	CHECK_STR((char *)r.body + 5, want);
 	rres_free(&r);
+	/*
+	 * A dual-stack AF_INET6 client (Java's default, so Bazel's) reaching
+	 * 127.0.0.1 as ::ffff:127.0.0.1: socket diagnostics report its
+	 * addresses v4-mapped; still the same socket, still our uid.
+	 */
+	{
+		struct sockaddr_in6 a = { .sin6_family = AF_INET6,
+					  .sin6_port = htons((uint16_t)srv.port) };
+		int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0), off = 0;
+
+		a.sin6_addr.s6_addr[10] = 0xff;
+		a.sin6_addr.s6_addr[11] = 0xff;
+		a.sin6_addr.s6_addr[12] = 127;
+		a.sin6_addr.s6_addr[15] = 1;
+		REQUIRE(fd >= 0);
+		REQUIRE(!setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)));
+		REQUIRE(!connect(fd, (struct sockaddr *)&a, sizeof(a)));
+		REQUIRE(!rcall(fd, SVC "Peer", NULL, NULL, NULL, NULL, req,
+			       sizeof(req), 2000, &r));
+		snprintf(want, sizeof(want), "%d 0 %d", (int)getuid(), AF_INET);
+		CHECK_STR((char *)r.body + 5, want);
+		rres_free(&r);
+	}
 }
 
 /* The child: only raw system calls (a fork of a threaded process). */
