@@ -171,7 +171,10 @@ for r in $(seq "$RUNS"); do
 	fetched=$("$H/casfsctl" stats 2>/dev/null || true)
 	fetched=$(grep -iE 'fetch' <<<"$fetched" || true)
 	note "outputd: outputs staged in casfs ($n tree files); casfsctl stats: $(tr -s ' \n' ' ' <<<"$fetched")"
-	if ! bazel7 clean "${OS[@]}" >"$work/cleanc$r.log" 2>&1; then
+	# A plain `bazel clean` does not reach the output service (the output
+	# path keeps everything); with the service flags Bazel also wants a
+	# --remote_cache.
+	if ! bazel7 clean "$RC" "${OS[@]}" >"$work/cleanc$r.log" 2>&1; then
 		note "bazel clean with the output service flags failed: $(tail -n 3 "$work/cleanc$r.log")"
 		run "cleanc$r" clean
 	fi
