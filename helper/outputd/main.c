@@ -46,7 +46,7 @@ static const char usage[] =
 	" if it exists)\n"
 	"  --cas-timeout SECS  bound on each CAS call (default 30)\n"
 	"  --workers N         handler threads (default 4)\n"
-	"  -v, --verbose       log each connection\n"
+	"  -v, --verbose       log each connection and each call\n"
 	"  -h, --help, --version\n"
 	"\n"
 	"Connections from any other uid are refused with PERMISSION_DENIED.\n";
@@ -64,6 +64,11 @@ static void log_fn(void *ud, int level, const char *msg)
 {
 	if (level <= GRPC_LOG_WARN || verbose)
 		fprintf(stderr, "casfs-outputd: %s\n", msg);
+}
+
+static void rpc_log(const char *line)
+{
+	fprintf(stderr, "casfs-outputd: %s\n", line);
 }
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -207,6 +212,8 @@ int main(int argc, char **argv)
 	so.fs = &outpath_fs_casfs;
 	so.cas = cas;
 	so.uid = getuid();
+	if (verbose)
+		so.log = rpc_log;
 	if (service_new(&svc, &so, err, sizeof(err)))
 		die("%s", err);
 

@@ -518,6 +518,14 @@ push:
 			fr = nf;
 			cap *= 2;
 		}
+		/*
+		 * Deleting: Bazel leaves tree artifacts and other output
+		 * directories read-only (0555), and their entries cannot be
+		 * unlinked until the directory is writable again. Ours: make
+		 * it u+rwx (a failure shows as the unlink's error).
+		 */
+		if (t->deleting && !fstat(fd, &sb) && (sb.st_mode & S_IRWXU) != S_IRWXU)
+			(void)fchmod(fd, (sb.st_mode & 07777) | S_IRWXU);
 		f = &fr[depth];
 		memset(f, 0, sizeof(*f));
 		if (depth > 0)
@@ -571,6 +579,30 @@ static int remove_tree(int dirfd, const char *name)
 	if (r)
 		return r;
 	return del_post(&t, dirfd, name);
+}
+
+/*
+ * Moving a directory to another parent rewrites its "..", which needs
+ * write permission on it: a read-only (0555) output directory must be
+ * made u+w first. Only a directory, opened without following a symlink.
+ * 0, or -1 with errno (EACCES when there was nothing to fix).
+ */
+static int make_writable(int dfd, const char *name)
+{
+	struct stat sb;
+	int fd = openat(dfd, name, DIR_OPEN_FLAGS), ret = -1;
+
+	if (fd < 0) {
+		errno = EACCES;
+		return -1;
+	}
+	if (!fstat(fd, &sb) && !(sb.st_mode & S_IWUSR) &&
+	    !fchmod(fd, (sb.st_mode & 07777) | S_IRWXU))
+		ret = 0;
+	close(fd);
+	if (ret)
+		errno = EACCES;
+	return ret;
 }
 
 int outpath_clean(const struct outpath *op)
@@ -628,7 +660,9 @@ int outpath_clean(const struct outpath *op)
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
 			    !strcmp(de->d_name, trash))
 				continue;
-			if (renameat(dfd, de->d_name, tfd, de->d_name) < 0) {
+			if (renameat(dfd, de->d_name, tfd, de->d_name) < 0 &&
+			    (errno != EACCES || make_writable(dfd, de->d_name) ||
+			     renameat(dfd, de->d_name, tfd, de->d_name) < 0)) {
 				if (errno == ENOENT)
 					continue;
 				r = -errno;

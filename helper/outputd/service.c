@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bazel_output_service/bazel_output_service.pb-c.h"
@@ -50,8 +51,17 @@ struct build {
 	struct obase *base;
 };
 
+struct service;
+
+/* What the server calls: the method's index, for the log line. */
+struct route {
+	struct service *s;
+	unsigned idx;
+};
+
 struct service {
 	struct service_opts o;
+	struct route routes[6];
 	char *root;
 	int rootfd;
 	dev_t root_dev;
@@ -1104,11 +1114,37 @@ static const struct {
 	{ BOS_METHOD("BatchStat"), do_batch_stat },
 };
 
+static int dispatch(void *ud, const struct grpc_peer *peer, const uint8_t *req,
+		    size_t len, uint8_t **resp, size_t *resp_len, char **msg)
+{
+	const struct route *r = ud;
+	struct timespec t0, t1;
+	int code;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	code = methods[r->idx].fn(r->s, peer, req, len, resp, resp_len, msg);
+	if (r->s->o.log) {
+		char line[512];
+
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		snprintf(line, sizeof(line), "%s: %zu bytes in, %s%s%.200s, %.3f ms",
+			 methods[r->idx].path + sizeof(BOS_METHOD("")) - 1, len,
+			 grpc_code_name(code), *msg ? ": " : "", *msg ? *msg : "",
+			 (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+				 (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+		r->s->o.log(line);
+	}
+	return code;
+}
+
 int service_register(struct service *s, struct grpc_server *srv)
 {
-	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-		int err = grpc_server_add_unary(srv, methods[i].path, methods[i].fn, s);
+	for (unsigned i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		int err;
 
+		s->routes[i] = (struct route){ .s = s, .idx = i };
+		err = grpc_server_add_unary(srv, methods[i].path, dispatch,
+					    &s->routes[i]);
 		if (err)
 			return err;
 	}

@@ -33,6 +33,8 @@ struct service_opts {
 	uid_t uid;			/* the only uid served */
 	size_t max_artifacts;		/* per request; 0: 1,000,000 */
 	size_t max_response;		/* BatchStat's budget; 0: 3.5 MiB */
+	/* One line per RPC (method, code, time) when set. */
+	void (*log)(const char *line);
 };
 
 struct service;

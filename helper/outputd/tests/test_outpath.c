@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -571,6 +572,46 @@ static void test_clean(void)
 	teardown();
 }
 
+/*
+ * Bazel leaves output directories read-only (0555, tree artifacts among
+ * them): clean, as their owner but not root, must still empty them. The
+ * tests run as root, whom permissions do not stop: a child does it as
+ * uid 65534, owner of the tree.
+ */
+static void test_clean_readonly_dirs(void)
+{
+	static const char *const dirs[] = { "out/a/tree/sub", "out/a/tree", "out/a" };
+	const char *all[] = { "out", "out/a", "out/a/tree", "out/a/tree/sub",
+			      "out/a/tree/f", "out/a/tree/sub/g", "out/top" };
+	pid_t pid;
+	int status;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "  (not root: skipped)\n");
+		return;
+	}
+	setup();
+	mkdirs("out/a/tree/sub");
+	write_file(P("out/a/tree/f"), "f");
+	write_file(P("out/a/tree/sub/g"), "g");
+	write_file(P("out/top"), "t");
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		CHECK(lchown(P(all[i]), 65534, 65534) == 0);
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		CHECK(chmod(P(dirs[i]), 0555) == 0);
+	pid = fork();
+	if (pid == 0) {
+		if (setgid(65534) || setuid(65534))
+			_exit(100);
+		_exit(-outpath_clean(&op));
+	}
+	REQUIRE(pid > 0 && waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status));
+	CHECK_INT(WEXITSTATUS(status), 0);
+	CHECK_INT(count_dir(P("out")), 0);
+	teardown();
+}
+
 struct seen {
 	int n;
 	bool bad;
@@ -716,6 +757,7 @@ static const struct test outpath_tests[] = {
 	{ "stage_many", test_stage_many },
 	{ "remove", test_remove },
 	{ "clean", test_clean },
+	{ "clean_readonly_dirs", test_clean_readonly_dirs },
 	{ "walk", test_walk },
 	{ "mounts", test_mounts },
 	{ "casfs_fs_elsewhere", test_casfs_fs_elsewhere },
