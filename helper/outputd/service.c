@@ -968,6 +968,21 @@ static int do_batch_stat(void *ud, const struct grpc_peer *peer,
 	out.n_responses = n;
 	out.responses = rp;
 	code = pack_msg(&out.base, resp, resp_len);
+	if (s->o.log) {
+		size_t files = 0, located = 0;
+		char line[160];
+
+		for (size_t i = 0; i < n; i++)
+			if (so[i].sr.stat && so[i].stat.type_case ==
+			    BAZEL_OUTPUT_SERVICE__STAT__TYPE_FILE) {
+				files++;
+				located += so[i].file.locator != NULL;
+			}
+		snprintf(line, sizeof(line),
+			 "BatchStat: %zu paths, %zu files, %zu without a locator",
+			 n, files, files - located);
+		s->o.log(line);
+	}
 free_targets:
 	for (size_t i = 0; i < n; i++)
 		free(so[i].target);

@@ -19,8 +19,9 @@
 #     with correct outputs;
 #   - `bazel clean` empties the output path; the next build stages again;
 #   - another uid is refused (PERMISSION_DENIED) and changes nothing;
-#   - a plain --remote_download_minimal build and back, without
-#     downloading everything.
+#   - a plain --remote_download_minimal build and back (with a `bazel
+#     shutdown` before coming back: see step 8); the way back fetches
+#     nothing.
 # Runs on one kernel (CASFS_BAZEL7_KERNEL, default the newest test kernel,
 # 7.x): Bazel under TCG takes minutes, and the kernel side of what it does
 # is covered on every kernel by the other tests.
@@ -284,12 +285,27 @@ cmp "$work/expected/greeting.txt" "$B/greeting.txt" || fail "greeting.txt wrong 
 r0=$(reads)
 run min "--remote_download_minimal build without the output service" \
 	build "$RC" --remote_download_minimal "${TARGETS[@]}"
+# Bazel 7.7.1's server, kept running from the plain build, crashes on the
+# way back ("Cannot get last change time": its start-of-build check asks
+# BatchStat about outputs it holds as changed; upstream issue 29405, fixed
+# in 9.2), whatever the service answers for them. A new server takes the
+# action cache path instead: shut it down between the two.
+r1=$(reads)
+note "the plain build: $(processes min); fetched $((r1 - r0)) blobs"
+run shut3 "bazel shutdown" shutdown
 run os3 "back to the output service" build "$RC" "${OS[@]}" "${TARGETS[@]}"
 sw=$(($(reads) - r0))
-note "the switch off and back fetched $sw blobs"
+note "back: $(processes os3); fetched $(($(reads) - r1)) blobs"
+# What the plain build downloads is Bazel's own business (the local
+# action's inputs, and what 7.7.1 takes as changed when bazel-out stops
+# pointing into casfs); the way back must fetch nothing.
+if [ "$(($(reads) - r1))" != 0 ]; then
+	grep -E 'BatchStat: [0-9]+ paths' "$OD_LOG" | tail -n 20
+	tail -n $(($(reads) - r1)) "$work/reads.log"
+	fail "switching back to the output service fetched blobs"
+fi
 [ -f "$B/unread.bin" ] || fail "outputs missing after switching back"
-h=$(sha "$work/expected/unread.bin")
-! grep -q "$h" "$work/reads.log" || fail "the switch downloaded unread.bin"
+cmp "$work/expected/unread.bin" "$B/unread.bin" || fail "unread.bin wrong after switching back"
 
 run shutdown "bazel shutdown" shutdown
 grep -E 'ERROR|AddressSanitizer' "$OD_LOG" && fail "casfs-outputd logged errors"
