@@ -7,7 +7,9 @@
 # manifest too. In the guest (tests/demo/10-demo.sh): mount casfs, start
 # the server and casfs-helper on grpc://, materialize the tree lazily from
 # its root Directory digest, show that nothing was downloaded, read a few
-# files and show what was fetched.
+# files and show what was fetched. Then (tests/demo/20-bazel.sh) Bazel
+# 7.7.1 builds with casfs as its output tree through casfs-outputd, and
+# nothing is downloaded until read.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -72,10 +74,11 @@ print(f"{len(files)} files, {sum(map(len, files.values()))} bytes in the CAS; "
       f"root Directory {root.hash}/{root.size_bytes}")
 PY
 
-# The first test kernel; sed reads the whole list (head would stop early and
+# The newest Debian kernel (sid's 7.x, beside sid's Bazel 7.7.1 in the
+# chroot); sed reads the whole list (tail or head would stop early and
 # could kill the writer with SIGPIPE under pipefail).
-rel=${CASFS_DEMO_KERNEL:-$(casfs_test_kernels | sed -n 1p)}
-echo "== booting Debian kernel $rel in QEMU (software emulation; ~1 minute)"
+rel=${CASFS_DEMO_KERNEL:-$(casfs_distro_kernels | sed -n '$p')}
+echo "== booting Debian kernel $rel in QEMU (software emulation; ~4 minutes)"
 export CASFS_TESTS_DIR=$top/tests/demo CASFS_DEMO_DIR=$demo
 export CASFS_VM_OUT=$demo/logs
 rc=0
