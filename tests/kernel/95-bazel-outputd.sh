@@ -28,14 +28,7 @@
 # timeout: 1500
 . "$(dirname "$0")/../lib/guest.sh"
 . "$CASFS_REPO/tests/lib/bazel7.sh"
-want=${CASFS_BAZEL7_KERNEL:-7.}
-case $(uname -r) in
-"$want"*) ;;
-*)
-	echo "SKIP: the Bazel 7.7.1 output-service test runs on the $want* kernel only"
-	exit 77
-	;;
-esac
+casfs_only_on_kernel "${CASFS_BAZEL7_KERNEL:-7.}" "Bazel under TCG takes minutes"
 bazel7_available || { echo "SKIP: no Bazel in $BZ_CHROOT (tests/sid-chroot.sh installs it)"; exit 77; }
 H=$CASFS_REPO/helper
 [ -x "$H/casfs-outputd" ] && [ -x "$H/casfs-helper" ] || fail "helper/ not built (make -C helper)"

@@ -16,6 +16,20 @@ note() {
 	echo "  - $*"
 }
 
+# casfs_only_on_kernel PREFIX WHY: skip the test (exit 77) unless the
+# guest's kernel release starts with PREFIX. For the tests whose subject is
+# userspace (a daemon, Bazel) and that take minutes under TCG: the kernel
+# paths they use are covered on every kernel by the other tests.
+casfs_only_on_kernel() {
+	case $(uname -r) in
+	"$1"*) ;;
+	*)
+		echo "SKIP: runs on the $1* kernel only ($2)"
+		exit 77
+		;;
+	esac
+}
+
 casfs_load() {
 	if ! grep -q '^casfs ' /proc/modules; then
 		insmod "$CASFS_KO"
