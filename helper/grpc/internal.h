@@ -166,4 +166,8 @@ void transport_call_gone(struct transport *t);
 void transport_goaway(struct transport *t, int32_t last_id, uint32_t error,
 		      const uint8_t *data, size_t len);
 
+/* metadata.c: "what went wrong" into err (may be NULL), returns ret. */
+int grpc_errf(char *err, size_t errlen, int ret, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 #endif

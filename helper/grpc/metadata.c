@@ -7,6 +7,7 @@
  * grpc-message percent-encoding, base64 for "-bin" headers, grpc-timeout.
  */
 #include "grpc.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,9 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+int grpc_errf(char *err, size_t errlen, int ret, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -53,21 +52,21 @@ static bool b64_char(char c)
 static int check_name(char *name, size_t len, char *err, size_t errlen)
 {
 	if (!len)
-		return fail(err, errlen, -EINVAL, "empty header name");
+		return grpc_errf(err, errlen, -EINVAL, "empty header name");
 	for (size_t i = 0; i < len; i++) {
 		if (name[i] >= 'A' && name[i] <= 'Z')
 			name[i] = (char)(name[i] - 'A' + 'a');
 		if (!name_char(name[i]))
-			return fail(err, errlen, -EINVAL,
+			return grpc_errf(err, errlen, -EINVAL,
 				    "invalid character 0x%02x in header name",
 				    (unsigned char)name[i]);
 	}
 	if (!strncmp(name, "grpc-", 5))
-		return fail(err, errlen, -EINVAL,
+		return grpc_errf(err, errlen, -EINVAL,
 			    "header name %s is reserved for gRPC", name);
 	for (const char *const *r = reserved; *r; r++)
 		if (!strcmp(name, *r))
-			return fail(err, errlen, -EINVAL,
+			return grpc_errf(err, errlen, -EINVAL,
 				    "header %s cannot be set", name);
 	return 0;
 }
@@ -88,9 +87,9 @@ int grpc_md_add(struct grpc_metadata *md, const char *name, const char *value,
 	while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
 		vl--;
 	if (nl + vl + 2 > GRPC_MD_MAX_LINE)
-		return fail(err, errlen, -E2BIG, "header too long");
+		return grpc_errf(err, errlen, -E2BIG, "header too long");
 	if (md->n >= GRPC_MD_MAX)
-		return fail(err, errlen, -E2BIG, "more than %d headers",
+		return grpc_errf(err, errlen, -E2BIG, "more than %d headers",
 			    GRPC_MD_MAX);
 	n = strndup(name, nl);
 	if (!n)
@@ -99,14 +98,14 @@ int grpc_md_add(struct grpc_metadata *md, const char *name, const char *value,
 	if (ret)
 		goto out;
 	bin = nl > 4 && !strcmp(n + nl - 4, "-bin");
-	ret = fail(err, errlen, -EINVAL, "empty value for header %s", n);
+	ret = grpc_errf(err, errlen, -EINVAL, "empty value for header %s", n);
 	if (!vl)
 		goto out;
 	for (size_t i = 0; i < vl; i++) {
 		unsigned char c = (unsigned char)v[i];
 
 		if (c < 0x20 || c > 0x7e || (bin && !b64_char((char)c))) {
-			ret = fail(err, errlen, -EINVAL,
+			ret = grpc_errf(err, errlen, -EINVAL,
 				   "invalid character 0x%02x in the value of header %s",
 				   c, n);
 			goto out;
@@ -138,7 +137,7 @@ int grpc_header_lines(const char *text, size_t len, size_t max_line,
 	size_t pos = 0;
 
 	if (memchr(text, 0, len))
-		return fail(err, errlen, -EINVAL, "contains a NUL byte");
+		return grpc_errf(err, errlen, -EINVAL, "contains a NUL byte");
 	while (pos < len) {
 		const char *nl = memchr(text + pos, '\n', len - pos);
 		size_t l = (nl ? (size_t)(nl - text) : len) - pos;
@@ -156,11 +155,11 @@ int grpc_header_lines(const char *text, size_t len, size_t max_line,
 		if (!l || *s == '#')
 			continue;
 		if (l > max_line)
-			return fail(err, errlen, -E2BIG, "line %lu: header too long",
+			return grpc_errf(err, errlen, -E2BIG, "line %lu: header too long",
 				    lineno);
 		colon = memchr(s, ':', l);
 		if (!colon || colon == s)
-			return fail(err, errlen, -EINVAL,
+			return grpc_errf(err, errlen, -EINVAL,
 				    "line %lu: not a 'name: value' header", lineno);
 		ret = fn(ud, lineno, s, l, (size_t)(colon - s));
 		if (ret)
@@ -188,7 +187,7 @@ static int md_line(void *ud, unsigned long lineno, const char *s, size_t len,
 	ret = grpc_md_add(p->md, line, line + colon + 1, sub, sizeof(sub));
 	free(line);
 	if (ret && ret != -ENOMEM)
-		fail(p->err, p->errlen, ret, "line %lu: %s", lineno, sub);
+		grpc_errf(p->err, p->errlen, ret, "line %lu: %s", lineno, sub);
 	return ret;
 }
 
@@ -212,7 +211,7 @@ int grpc_md_load_file(struct grpc_metadata *md, const char *path,
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
+		return grpc_errf(err, errlen, -errno, "%s: %s", path, strerror(errno));
 	buf = malloc(MD_FILE_MAX + 1);
 	if (!buf) {
 		close(fd);
@@ -226,16 +225,16 @@ int grpc_md_load_file(struct grpc_metadata *md, const char *path,
 	ret = r < 0 ? -errno : 0;
 	close(fd);
 	if (ret)
-		ret = fail(err, errlen, ret, "%s: %s", path, strerror(-ret));
+		ret = grpc_errf(err, errlen, ret, "%s: %s", path, strerror(-ret));
 	else if (len > MD_FILE_MAX)
-		ret = fail(err, errlen, -EFBIG, "%s: larger than %d bytes",
+		ret = grpc_errf(err, errlen, -EFBIG, "%s: larger than %d bytes",
 			   path, MD_FILE_MAX);
 	else {
 		char sub[300];
 
 		ret = grpc_md_parse(md, buf, len, sub, sizeof(sub));
 		if (ret)
-			fail(err, errlen, ret, "%s: %s", path, sub);
+			grpc_errf(err, errlen, ret, "%s: %s", path, sub);
 	}
 	/* It may hold a secret. */
 	memset(buf, 0, MD_FILE_MAX + 1);

@@ -126,19 +126,6 @@ static void slog(struct grpc_server *s, int level, const char *fmt, ...)
 	s->o.log(s->o.log_ud, level, buf);
 }
 
-static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
 
 static void wake(struct grpc_server *s)
 {
@@ -157,7 +144,7 @@ struct grpc_server *grpc_server_new(const struct grpc_server_opts *o,
 	struct epoll_event ev = { .events = EPOLLIN };
 
 	if (!s) {
-		fail(err, errlen, -ENOMEM, "out of memory");
+		grpc_errf(err, errlen, -ENOMEM, "out of memory");
 		return NULL;
 	}
 	if (o)
@@ -191,7 +178,7 @@ struct grpc_server *grpc_server_new(const struct grpc_server_opts *o,
 	ev.data.ptr = &s->wake_tag;
 	if (s->ep < 0 || s->evfd < 0 ||
 	    epoll_ctl(s->ep, EPOLL_CTL_ADD, s->evfd, &ev)) {
-		fail(err, errlen, -errno, "epoll/eventfd: %s", strerror(errno));
+		grpc_errf(err, errlen, -errno, "epoll/eventfd: %s", strerror(errno));
 		grpc_server_free(s);
 		return NULL;
 	}
@@ -240,7 +227,7 @@ static int add_listener(struct grpc_server *s, int fd, int family,
 			unlink(unix_path);
 		free(unix_path);
 		close(fd);
-		return fail(err, errlen, -e, "listener: %s", strerror(e));
+		return grpc_errf(err, errlen, -e, "listener: %s", strerror(e));
 	}
 	l->tag.kind = EPI_LISTENER;
 	l->fd = fd;
@@ -264,24 +251,24 @@ static int listen_unix(struct grpc_server *s, const char *path, char *err,
 	int fd, ret;
 
 	if (!*path || strlen(path) >= sizeof(a.sun_path))
-		return fail(err, errlen, -EINVAL, "unix:%s: bad path", path);
+		return grpc_errf(err, errlen, -EINVAL, "unix:%s: bad path", path);
 	memcpy(a.sun_path, path, strlen(path) + 1);
 	if (!lstat(path, &st)) {
 		if (!S_ISSOCK(st.st_mode))
-			return fail(err, errlen, -EEXIST,
+			return grpc_errf(err, errlen, -EEXIST,
 				    "unix:%s: exists and is not a socket", path);
 		/* A stale socket from an earlier run. */
 		if (unlink(path) && errno != ENOENT)
-			return fail(err, errlen, -errno, "unix:%s: unlink: %s",
+			return grpc_errf(err, errlen, -errno, "unix:%s: unlink: %s",
 				    path, strerror(errno));
 	}
 	copy = strdup(path);
 	if (!copy)
-		return fail(err, errlen, -ENOMEM, "out of memory");
+		return grpc_errf(err, errlen, -ENOMEM, "out of memory");
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		free(copy);
-		return fail(err, errlen, -errno, "socket: %s", strerror(errno));
+		return grpc_errf(err, errlen, -errno, "socket: %s", strerror(errno));
 	}
 	/*
 	 * umask is per process: other threads see 077 for this moment. It
@@ -296,14 +283,14 @@ static int listen_unix(struct grpc_server *s, const char *path, char *err,
 		ret = -errno;
 		close(fd);
 		free(copy);
-		return fail(err, errlen, ret, "unix:%s: %s", path, strerror(-ret));
+		return grpc_errf(err, errlen, ret, "unix:%s: %s", path, strerror(-ret));
 	}
 	if (chmod(path, 0600) || listen(fd, 128)) {
 		ret = -errno;
 		unlink(path);
 		close(fd);
 		free(copy);
-		return fail(err, errlen, ret, "unix:%s: %s", path, strerror(-ret));
+		return grpc_errf(err, errlen, ret, "unix:%s: %s", path, strerror(-ret));
 	}
 	return add_listener(s, fd, AF_UNIX, copy, err, errlen);
 }
@@ -333,7 +320,7 @@ static int listen_tcp(struct grpc_server *s, const char *url, const char *hp,
 		const char *e = strchr(hp, ']');
 
 		if (!e || e - hp - 1 >= (long)sizeof(host) || e[1] != ':')
-			return fail(err, errlen, -EINVAL, "%s: bad address", url);
+			return grpc_errf(err, errlen, -EINVAL, "%s: bad address", url);
 		memcpy(host, hp + 1, (size_t)(e - hp - 1));
 		host[e - hp - 1] = 0;
 		port = e + 2;
@@ -341,7 +328,7 @@ static int listen_tcp(struct grpc_server *s, const char *url, const char *hp,
 		const char *c = strrchr(hp, ':');
 
 		if (!c || c - hp >= (long)sizeof(host) || c == hp)
-			return fail(err, errlen, -EINVAL, "%s: need host:port", url);
+			return grpc_errf(err, errlen, -EINVAL, "%s: need host:port", url);
 		memcpy(host, hp, (size_t)(c - hp));
 		host[c - hp] = 0;
 		port = c + 1;
@@ -350,7 +337,7 @@ static int listen_tcp(struct grpc_server *s, const char *url, const char *hp,
 	pn = strtol(port, &end, 10);
 	if (!*port || errno || pn < 0 || pn > 65535 ||
 	    (*end && strcmp(end, "/")))
-		return fail(err, errlen, -EINVAL, "%s: bad port", url);
+		return grpc_errf(err, errlen, -EINVAL, "%s: bad port", url);
 	if (!strcmp(host, "localhost"))
 		strcpy(host, "127.0.0.1");
 	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
@@ -363,15 +350,15 @@ static int listen_tcp(struct grpc_server *s, const char *url, const char *hp,
 		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)pn);
 		sl = sizeof(struct sockaddr_in6);
 	} else {
-		return fail(err, errlen, -EINVAL,
+		return grpc_errf(err, errlen, -EINVAL,
 			    "%s: host must be a loopback IP address or localhost", url);
 	}
 	if (!sa_loopback(&ss))
-		return fail(err, errlen, -EINVAL,
+		return grpc_errf(err, errlen, -EINVAL,
 			    "%s: not a loopback address (this server is local-only)", url);
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return fail(err, errlen, -errno, "socket: %s", strerror(errno));
+		return grpc_errf(err, errlen, -errno, "socket: %s", strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
@@ -379,7 +366,7 @@ static int listen_tcp(struct grpc_server *s, const char *url, const char *hp,
 		int e = errno;
 
 		close(fd);
-		return fail(err, errlen, -e, "%s: %s", url, strerror(e));
+		return grpc_errf(err, errlen, -e, "%s: %s", url, strerror(e));
 	}
 	return add_listener(s, fd, ss.ss_family, NULL, err, errlen);
 }
@@ -388,13 +375,13 @@ int grpc_server_listen(struct grpc_server *s, const char *url, char *err,
 		       size_t errlen)
 {
 	if (s->nl >= MAX_LISTENERS)
-		return fail(err, errlen, -E2BIG, "more than %d listeners",
+		return grpc_errf(err, errlen, -E2BIG, "more than %d listeners",
 			    MAX_LISTENERS);
 	if (!strncmp(url, "unix:", 5))
 		return listen_unix(s, url + 5, err, errlen);
 	if (!strncmp(url, "grpc://", 7))
 		return listen_tcp(s, url, url + 7, err, errlen);
-	return fail(err, errlen, -EINVAL, "%s: not grpc://host:port or unix:path", url);
+	return grpc_errf(err, errlen, -EINVAL, "%s: not grpc://host:port or unix:path", url);
 }
 
 int grpc_server_listen_fd(struct grpc_server *s, int fd, char *err, size_t errlen)
@@ -406,18 +393,18 @@ int grpc_server_listen_fd(struct grpc_server *s, int fd, char *err, size_t errle
 
 	if (s->nl >= MAX_LISTENERS) {
 		close(fd);
-		return fail(err, errlen, -E2BIG, "more than %d listeners",
+		return grpc_errf(err, errlen, -E2BIG, "more than %d listeners",
 			    MAX_LISTENERS);
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) || !acc ||
 	    getsockname(fd, (struct sockaddr *)&ss, &sl)) {
 		close(fd);
-		return fail(err, errlen, -EINVAL, "fd %d: not a listening socket", fd);
+		return grpc_errf(err, errlen, -EINVAL, "fd %d: not a listening socket", fd);
 	}
 	if (ss.ss_family != AF_UNIX && ss.ss_family != AF_INET &&
 	    ss.ss_family != AF_INET6) {
 		close(fd);
-		return fail(err, errlen, -EINVAL, "fd %d: not unix or TCP", fd);
+		return grpc_errf(err, errlen, -EINVAL, "fd %d: not unix or TCP", fd);
 	}
 	return add_listener(s, fd, ss.ss_family, NULL, err, errlen);
 }
