@@ -13,7 +13,22 @@
 #   outputd  the output service (casfs-outputd) on casfs: outputs are
 #            staged, nothing is fetched
 # BENCH_BZ_RUNS rounds (default 2), each eager, minimal, outputd in that
-# order. Issue goal: outputd <= 1.3x minimal and <= 0.5x eager.
+# order (BENCH_BZ_MODES, default "eager,minimal,outputd", picks some).
+# Issue goal: outputd <= 1.3x minimal and <= 0.5x eager.
+#
+# Every build also prints CPU lines: CPU seconds (user + system) the guest
+# and each process taking part (the Bazel server's JVM, casfs-outputd, the
+# reference server, casfs-helper) spent during it.
+#
+# BENCH_BZ_PROFILE=1 also breaks each build down: Bazel writes a JSON
+# profile (--profile, --noslim_profile) summarized by
+# bench/bazel-outputd/profile-summary.py into PROFILE lines, and
+# casfs-outputd runs with --verbose, its calls summed per method into
+# OUTPUTD lines (count, handler time). Both cost a little time themselves,
+# so the ratios of a profiled run are not the benchmark's figures.
+# BENCH_BZ_PERF=1 (with BENCH_BZ_PROFILE=1) adds perf samples of the whole
+# guest per build: PERF lines by process and binary, and casfs-outputd's
+# hottest functions.
 #
 # Part 2, the service's own costs, measured by a C client
 # (bench/outputd_rpc.c, one HTTP/2 connection on loopback) against the
@@ -21,7 +36,8 @@
 # BENCH_OD_STATS calls, default 2000), StageArtifacts of BENCH_OD_FILES
 # files (default 100,000; blobs written straight into the server's store,
 # so FindMissingBlobs finds them) in requests of 1,000, and casfs-outputd's
-# VmRSS before and after holding those staged outputs.
+# VmRSS before and after holding those staged outputs. BENCH_OD_FILES=0
+# skips part 2.
 #
 # Runs as uid 4242 (Bazel in the sid chroot, tests/lib/bazel7.sh;
 # casfs-outputd outside it with --bazel-root), like
@@ -37,9 +53,14 @@ ORPC=$CASFS_BIN/outputd_rpc
 [ -x "$H/casfs-outputd" ] && [ -x "$H/casfs-helper" ] || fail "helper/ not built (make -C helper)"
 [ -x "$ORPC" ] || fail "no $ORPC (make tests-bin)"
 RUNS=${BENCH_BZ_RUNS:-2}
+MODES=${BENCH_BZ_MODES:-eager,minimal,outputd}
+MODES=" ${MODES//,/ } "
+PROFILE=${BENCH_BZ_PROFILE:-0}
 NSTATS=${BENCH_OD_STATS:-2000}
 NFILES=${BENCH_OD_FILES:-100000}
 : "${BZ_XMX:=1g}" "${BZ_TMP_SIZE:=3g}"
+# BENCH_BZ_JIT=tiered: the JVM's own JIT instead of C1 only (tests/lib/bazel7.sh)
+BZ_JIT=${BENCH_BZ_JIT:-$BZ_JIT}
 
 casfs_rev2_frame /tmp/bench-outputd
 od_pid=
@@ -74,12 +95,14 @@ bazel7_user "$uid"
 TARGETS=(//:all_outputs)
 
 OD_LOG=$work/outputd.log
+od_verbose=()
+[ "$PROFILE" = 1 ] && od_verbose=(--verbose)
 start_outputd() {
 	local port=${1:-0} _ line
 	setpriv "--reuid=$uid" "--regid=$uid" --clear-groups \
 		"$H/casfs-outputd" --root "$MNT/outputs" --bazel-root /mnt/casfs/outputs \
 		--listen "grpc://127.0.0.1:$port" --cas "grpc://127.0.0.1:$REV2_PORT" \
-		--cas-timeout 60 >>"$OD_LOG" 2>&1 &
+		--cas-timeout 60 "${od_verbose[@]}" >>"$OD_LOG" 2>&1 &
 	od_pid=$!
 	for _ in $(seq 100); do
 		line=$(grep -E 'listening on grpc://127.0.0.1:[0-9]+ \(port [0-9]+\)' "$OD_LOG" || true)
@@ -97,18 +120,83 @@ start_outputd
 OS=(--experimental_remote_output_service=grpc://127.0.0.1:$OD_PORT
 	--experimental_remote_output_service_output_path_prefix=/mnt/casfs/outputs)
 
+# cpu_snapshot: "NAME TICKS" lines, CPU time (user + system, clock ticks)
+# of the guest as a whole (busy and idle) and of each process that takes
+# part in a build; cpu_report NAME BEFORE AFTER prints the differences.
+cpu_snapshot() {
+	awk '$1 == "cpu" { print "busy", $2 + $3 + $4 + $7 + $8; print "idle", $5 + $6 }' /proc/stat
+	local who pid
+	for who in "bazel:$(bazel7_server_pid)" "outputd:$od_pid" \
+		"rev2:${REV2_PID:-}" "helper:${HELPER_PID:-}"; do
+		pid=${who#*:}
+		[ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || continue
+		# Fields 14 and 15 (utime, stime), counted after the ")" that
+		# ends the command name.
+		sed -E 's/.*\) //' "/proc/$pid/stat" | awk -v n="${who%%:*}" '{ print n, $12 + $13 }'
+	done
+}
+cpu_report() {
+	local hz
+	hz=$(getconf CLK_TCK)
+	awk -v b="$1" -v hz="$hz" '
+		NR == FNR { before[$1] = $2; next }
+		{ printf "CPU %s %-8s %8.2f s\n", b, $1, ($2 - before[$1]) / hz }
+	' <(echo "$2") <(echo "$3")
+}
 # run NAME ARGS...: bazel ARGS, log in $work/NAME.log; sets T (seconds).
+# With BENCH_BZ_PROFILE=1 a build also prints its breakdown (above).
 run() {
-	local log=$work/$1.log t0
+	local name=$1 log=$work/$1.log t0 prof=() od0 cpu_before=
 	shift
+	if [ "$PROFILE" = 1 ] && [ "$1" = build ]; then
+		prof=("--profile=/tmp/prof-$name.json.gz" --noslim_profile)
+	fi
+	od0=$(wc -l <"$OD_LOG")
+	perf_pid=
+	[ "$1" = build ] && cpu_before=$(cpu_snapshot)
+	if ((${#prof[@]})); then
+		if [ "${BENCH_BZ_PERF:-0}" = 1 ] && [ "$name" != up ]; then
+			perf record -q -F 200 -a -g -o "$work/$name.perf" >/dev/null 2>&1 &
+			perf_pid=$!
+		fi
+	fi
 	t0=$EPOCHREALTIME
-	if ! bazel7 "$@" >"$log" 2>&1; then
+	if ! bazel7 "$@" "${prof[@]}" >"$log" 2>&1; then
 		cat "$log"
 		echo "--- casfs-outputd:"
 		cat "$OD_LOG"
 		fail "bazel $* failed"
 	fi
 	T=$(secs "$t0" "$EPOCHREALTIME")
+	[ "$1" = build ] && cpu_report "$name" "$cpu_before" "$(cpu_snapshot)"
+	((${#prof[@]})) || return 0
+	if [ -n "$perf_pid" ]; then
+		kill -INT "$perf_pid"
+		wait "$perf_pid" || true
+		perf report -i "$work/$name.perf" --stdio --no-children --sort comm,dso 2>/dev/null |
+			awk -v p="PERF $name" '/^ +[0-9]/ && n++ < 25 { print p, $0 }'
+		perf report -i "$work/$name.perf" --stdio --no-children --comm casfs-outputd \
+			--sort sym -g none 2>/dev/null |
+			awk -v p="PERF $name outputd" '/^ +[0-9]/ && n++ < 40 { print p, $0 }'
+	fi
+	$PY "$CASFS_REPO/bench/bazel-outputd/profile-summary.py" "$name" \
+		"$BZ_CHROOT/tmp/prof-$name.json.gz" 30
+	# casfs-outputd's --verbose lines: "casfs-outputd: Method: N bytes
+	# in, CODE, T ms".
+	tail -n "+$((od0 + 1))" "$OD_LOG" | awk -v b="$name" '
+		/^casfs-outputd: [A-Za-z]+: [0-9]+ bytes in, / {
+			m = $2; sub(":", "", m)
+			t = $NF == "ms" ? $(NF - 1) : 0
+			n[m]++; sum[m] += t; if (t > max[m]) max[m] = t
+			bytes[m] += $3
+		}
+		/^casfs-outputd: grpc server: conn [0-9]+ from / { conns++ }
+		END {
+			printf "OUTPUTD %s %-18s %6d\n", b, "connections", conns
+			for (m in n)
+				printf "OUTPUTD %s %-18s %6d calls  %10.1f ms in handlers  max %8.1f ms  %d bytes in\n",
+					b, m, n[m], sum[m], max[m], bytes[m]
+		}'
 }
 processes() {
 	local out
@@ -144,20 +232,26 @@ check_outpath_empty() {
 	[ "$left" = 0 ] || note "after bazel clean the output service's output path still holds $left entries"
 }
 declare -A TM
+want() { [[ $MODES == *" $1 "* ]]; }
 for r in $(seq "$RUNS"); do
-	run "eager$r" build "$RC" --remote_download_all "${TARGETS[@]}"
-	TM[eager$r]=$T
-	note "round $r eager: $T s, $(processes "eager$r")"
-	[ "$(hits "eager$r")" = "$n_ac" ] || note "eager: want $n_ac remote cache hits"
-	[ "$(stat -c %s "$bin/g000.bin")" = "$big" ] || fail "eager: g000.bin not downloaded"
-	run "cleana$r" clean
+	if want eager; then
+		run "eager$r" build "$RC" --remote_download_all "${TARGETS[@]}"
+		TM[eager$r]=$T
+		note "round $r eager: $T s, $(processes "eager$r")"
+		[ "$(hits "eager$r")" = "$n_ac" ] || note "eager: want $n_ac remote cache hits"
+		[ "$(stat -c %s "$bin/g000.bin")" = "$big" ] || fail "eager: g000.bin not downloaded"
+		run "cleana$r" clean
+	fi
 
-	run "minimal$r" build "$RC" --remote_download_minimal "${TARGETS[@]}"
-	TM[minimal$r]=$T
-	note "round $r minimal: $T s, $(processes "minimal$r")"
-	[ "$(hits "minimal$r")" = "$n_ac" ] || note "minimal: want $n_ac remote cache hits"
-	run "cleanb$r" clean
+	if want minimal; then
+		run "minimal$r" build "$RC" --remote_download_minimal "${TARGETS[@]}"
+		TM[minimal$r]=$T
+		note "round $r minimal: $T s, $(processes "minimal$r")"
+		[ "$(hits "minimal$r")" = "$n_ac" ] || note "minimal: want $n_ac remote cache hits"
+		run "cleanb$r" clean
+	fi
 
+	want outputd || continue
 	run "outputd$r" build "$RC" "${OS[@]}" "${TARGETS[@]}"
 	TM[outputd$r]=$T
 	note "round $r outputd: $T s, $(processes "outputd$r")"
@@ -183,11 +277,14 @@ done
 
 for r in $(seq "$RUNS"); do
 	label="bazel 211 actions 218 MiB (run $r)"
-	BENCH_SUBJECT=outputd ratio "$label" "${TM[outputd$r]}" minimal "${TM[minimal$r]}"
-	BENCH_SUBJECT=outputd ratio "$label" "${TM[outputd$r]}" eager "${TM[eager$r]}"
-	BENCH_SUBJECT=minimal ratio "$label" "${TM[minimal$r]}" eager "${TM[eager$r]}"
+	for pair in "outputd minimal" "outputd eager" "minimal eager"; do
+		read -r a b <<<"$pair"
+		[ -n "${TM[$a$r]:-}" ] && [ -n "${TM[$b$r]:-}" ] || continue
+		BENCH_SUBJECT=$a ratio "$label" "${TM[$a$r]}" "$b" "${TM[$b$r]}"
+	done
 done
 run shutdown shutdown
+[ "$NFILES" -gt 0 ] || exit 0
 
 # 3. The service's own costs.
 $PY - "$work/store/cas" "$NFILES" "$work/stage.list" <<'PY'

@@ -40,13 +40,15 @@
 #   BZ_CDS (1)         0: do not use the class-data sharing archive of the
 #                      server's classes that tests/sid-chroot.sh makes
 #                      (/var/cache/casfs-bazel/server.jsa in the chroot)
+#   BZ_JIT (c1)        c1: the JVM compiles with C1 only (below); tiered:
+#                      the JVM's default (C1 then C2), for long builds
 #   BZ_STARTUP         array of extra startup options
 #
 # Startup options that never change (a change restarts the server):
 # Debian's install base /usr/share/bazel (read-only, so no extraction at
 # first start) with --trust_install_base, no rc file but ours, the JVM
 # limited to C1 (-XX:TieredStopAtLevel=1: C2 compiles cost much more under
-# TCG than they give back in a build this short) and the serial GC (2
+# TCG than they give back in a build this short; BZ_JIT) and the serial GC (2
 # vCPUs), and the CDS archive (BZ_CDS). See tests/README.md for the
 # timings.
 
@@ -59,6 +61,7 @@ BZ_HOME=/root
 BZ_WS=/mnt/ws
 BZ_HOST_WS=$BZ_CHROOT$BZ_WS
 : "${BZ_XMX:=384m}" "${BZ_JOBS:=4}" "${BZ_IDLE:=900}" "${BZ_TMP_SIZE:=1g}" "${BZ_CDS:=1}"
+: "${BZ_JIT:=c1}"
 BZ_CDS_ARCHIVE=/var/cache/casfs-bazel/server.jsa
 [ -n "${BZ_STARTUP+set}" ] || BZ_STARTUP=()
 
@@ -140,11 +143,11 @@ bazel7() {
 		--install_base=/usr/share/bazel --trust_install_base
 		"--output_user_root=/tmp/bazel-$BZ_UID"
 		"--host_jvm_args=-Xmx$BZ_XMX"
-		--host_jvm_args=-XX:TieredStopAtLevel=1
 		--host_jvm_args=-XX:+UseSerialGC
 		"--host_jvm_args=-Duser.home=$BZ_HOME"
 		"--max_idle_secs=$BZ_IDLE"
 	)
+	[ "$BZ_JIT" = c1 ] && startup+=(--host_jvm_args=-XX:TieredStopAtLevel=1)
 	if [ "$BZ_CDS" = 1 ] && [ -s "$BZ_CHROOT$BZ_CDS_ARCHIVE" ]; then
 		startup+=("--host_jvm_args=-XX:SharedArchiveFile=$BZ_CDS_ARCHIVE")
 	fi

@@ -14,6 +14,7 @@
 #   CASFS_TEST_TIMEOUT  default per-test timeout in the guest (600 s)
 #   CASFS_VM_TIMEOUT    hard limit for the whole VM run (1500 s)
 #   CASFS_VM_MEM        guest memory in MiB (2048)
+#   CASFS_GUEST_ENV     "NAME=VAL ..." (BENCH_*/CASFS_* names) set for the tests
 #   CASFS_VM_SMP        guest CPUs (2)
 #   CASFS_VM_CPU        QEMU CPU model (qemu64,+rdrand)
 #   CASFS_VM_ACCEL      QEMU -accel value (tcg,thread=single); "tcg" runs the
@@ -84,6 +85,11 @@ cmdline=(
 [[ -n ${CASFS_FILTER:-} ]] && cmdline+=(casfsvm.filter="$CASFS_FILTER")
 [[ -n ${CASFS_TESTS_DIR:-} ]] && cmdline+=(casfsvm.tests="$CASFS_TESTS_DIR")
 [[ -n ${CASFS_TEST_TIMEOUT:-} ]] && cmdline+=(casfsvm.timeout="$CASFS_TEST_TIMEOUT")
+# CASFS_GUEST_ENV="NAME=VAL ...": environment for the guest's tests (no
+# spaces in a value; BENCH_* and CASFS_* names only, see init.sh).
+for kv in ${CASFS_GUEST_ENV:-}; do
+	cmdline+=("casfsvm.env.$kv")
+done
 
 # Measured choices (tests/vm/README.md has the numbers):
 # - thread=single runs both vCPUs round-robin on one host thread. With one

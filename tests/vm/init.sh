@@ -13,6 +13,9 @@
 #   casfsvm.timeout=N    default per-test timeout, seconds    -> CASFS_TEST_TIMEOUT
 #   casfsvm.disk=1       a scratch virtio disk is attached    -> CASFS_DISK
 #   casfsvm.9p=OPTS      override the 9p mount options (for measuring)
+#   casfsvm.env.NAME=VAL an environment variable for the tests, e.g. a
+#                        benchmark's settings (boot.sh: CASFS_GUEST_ENV);
+#                        NAME must be a BENCH_* or CASFS_* name
 #
 # The prefix is "casfsvm." and not "casfs." on purpose: modprobe passes
 # "casfs.*" command-line words to the casfs module as parameters, and the
@@ -44,6 +47,7 @@ die() {
 }
 
 repo='' ko='' bin='' tests='' filter='' timeout='' disk='' p9opts=''
+extra_env=''
 # set -f: the filter may hold glob characters that must not expand here.
 set -f
 read -r cmdline </proc/cmdline
@@ -57,6 +61,8 @@ for arg in $cmdline; do
 	casfsvm.timeout=*) timeout=${arg#*=} ;;
 	casfsvm.disk=*) disk=${arg#*=} ;;
 	casfsvm.9p=*) p9opts=${arg#*=} ;;
+	casfsvm.env.BENCH_*=* | casfsvm.env.CASFS_*=*)
+		extra_env="$extra_env ${arg#casfsvm.env.}" ;;
 	esac
 done
 set +f
@@ -132,6 +138,8 @@ disk_dev=
 [ "$disk" = 1 ] && disk_dev=/dev/vda
 
 echo "CASFS-INIT: host root mounted, uptime $(cut -d' ' -f1 /proc/uptime)s"
+# $extra_env splits into words but must not glob.
+set -f
 chroot /host /usr/bin/env -i \
 	PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 	HOME=/root TERM=dumb LANG=C.UTF-8 TMPDIR=/tmp \
@@ -139,6 +147,7 @@ chroot /host /usr/bin/env -i \
 	CASFS_FILTER="$filter" CASFS_TEST_TIMEOUT="$timeout" \
 	CASFS_TESTS_DIR="$tests" \
 	CASFS_DISK="$disk_dev" \
+	$extra_env \
 	/bin/bash "$repo/tests/guest/runner.sh"
 echo "CASFS-INIT: runner exited with status $?, uptime $(cut -d' ' -f1 /proc/uptime)s"
 poweroff -f
