@@ -4,6 +4,11 @@
  * GET <base>/cas/<sha256 hex>. Transfers run on the engine's curl multi
  * handle; bytes stream into the blob writer (hashing as they come), and a
  * body longer than the expected size is cut off at the first extra byte.
+ *
+ * Redirects: libcurl drops Authorization and Cookie when a redirect leads
+ * to another host, but sends every --auth-header-file header on. So with
+ * such headers we follow redirects ourselves, and only to the same origin
+ * (scheme, host and port); a redirect elsewhere fails the fetch.
  */
 #include "backend.h"
 #include "config.h"
@@ -13,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#define MAX_REDIRS 5
 
 struct http_be {
 	char *base;			/* without trailing '/' */
@@ -30,8 +37,16 @@ struct http_xfer {
 	char errbuf[CURL_ERROR_SIZE];
 	bool overflow;		/* body exceeded the expected size */
 	bool bad_status;
+	bool own_redirects;	/* credentials set: we follow redirects */
+	unsigned redirects;
 	int werr;		/* temp file write error */
 };
+
+static bool is_redirect(long code)
+{
+	return code == 301 || code == 302 || code == 303 || code == 307 ||
+	       code == 308;
+}
 
 static size_t on_data(char *p, size_t sz, size_t nm, void *ud)
 {
@@ -41,6 +56,8 @@ static size_t on_data(char *p, size_t sz, size_t nm, void *ud)
 	int err;
 
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+	if (x->own_redirects && is_redirect(code))
+		return n;	/* the body of a redirect we follow: dropped */
 	if (code != 200) {	/* only a 200 body is a blob */
 		x->bad_status = true;
 		return 0;
@@ -99,8 +116,9 @@ static int http_start(struct backend *b, struct job *j)
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+	x->own_redirects = hb->headers != NULL;
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, x->own_redirects ? 0L : 1L);
+	curl_easy_setopt(c, CURLOPT_MAXREDIRS, (long)MAX_REDIRS);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, hb->https ? "https" : "http,https");
 	/* no redirect from https down to http (the headers would follow) */
 	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, hb->https ? "https" : "http,https");
@@ -211,6 +229,75 @@ static enum attempt_result classify(struct http_xfer *x, CURLcode rc, int *err,
 	}
 }
 
+/* scheme, host and port of a URL, lower-cased ("" on a parse failure) */
+static void origin_of(const char *url, char *out, size_t len)
+{
+	char *scheme = NULL, *host = NULL, *port = NULL;
+	CURLU *u = curl_url();
+
+	out[0] = 0;
+	if (u && !curl_url_set(u, CURLUPART_URL, url, 0) &&
+	    !curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) &&
+	    !curl_url_get(u, CURLUPART_HOST, &host, 0) &&
+	    !curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT)) {
+		snprintf(out, len, "%s://%s:%s", scheme, host, port);
+		for (char *p = out; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+}
+
+/*
+ * A redirect we follow ourselves (credential headers are set): true if the
+ * transfer was restarted at the new URL. A redirect to another origin, or
+ * one too many, is left to classify() through *why.
+ */
+static bool follow_redirect(struct backend *b, struct http_xfer *x,
+			    char *why, size_t wlen)
+{
+	struct http_be *hb = b->priv;
+	char from[512], to[512], shown[256];
+	char *next = NULL;
+	long code = 0;
+
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+	if (!x->own_redirects || !is_redirect(code))
+		return false;
+	curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &next);
+	if (!next || strlen(next) >= sizeof(x->url)) {
+		snprintf(why, wlen, "HTTP %ld without a usable Location", code);
+		return false;
+	}
+	origin_of(hb->base, from, sizeof(from));
+	origin_of(next, to, sizeof(to));
+	if (!from[0] || strcmp(from, to)) {
+		url_redact(next, shown, sizeof(shown));
+		snprintf(why, wlen,
+			 "HTTP %ld to another origin (%.200s) not followed: "
+			 "the auth headers must not go there", code, shown);
+		return false;
+	}
+	if (x->redirects >= MAX_REDIRS) {
+		snprintf(why, wlen, "more than %d redirects", MAX_REDIRS);
+		return false;
+	}
+	x->redirects++;
+	snprintf(x->url, sizeof(x->url), "%s", next);
+	x->bad_status = false;
+	curl_multi_remove_handle(b->eng->multi, x->easy);
+	curl_easy_setopt(x->easy, CURLOPT_URL, x->url);
+	if (curl_multi_add_handle(b->eng->multi, x->easy) != CURLM_OK) {
+		snprintf(why, wlen, "out of memory following a redirect");
+		return false;
+	}
+	log_dbg("%s: redirected to %s", x->j->hex, x->url);
+	return true;
+}
+
 static void http_step(struct backend *b)
 {
 	struct fetch_engine *e = b->eng;
@@ -234,7 +321,14 @@ static void http_step(struct backend *b)
 			continue;
 		j = x->j;
 		why[0] = 0;
-		r = classify(x, m->data.result, &err, why, sizeof(why));
+		if (follow_redirect(b, x, why, sizeof(why)))
+			continue;
+		if (why[0]) {		/* a redirect we refused */
+			r = RES_PERMANENT;
+			err = -EIO;
+		} else {
+			r = classify(x, m->data.result, &err, why, sizeof(why));
+		}
 		xfer_free(b, j);	/* m is invalid from here */
 		fetch_attempt_done(e, j, r, err, why[0] ? why : NULL);
 	}

@@ -155,11 +155,22 @@ static bool nginx_start(void)
 		     "      rewrite ^/auth/(.*)$ /$1 break;\n"
 		     "    }\n"
 		     "    location /redir/ { rewrite ^/redir/(.*)$ /$1 redirect; }\n"
+		     /* same origin, behind the auth check */
+		     "    location /auth-redir/ {\n"
+		     "      if ($http_authorization != \"Bearer sekrit\") { return 401; }\n"
+		     "      rewrite ^/auth-redir/(.*)$ /auth/$1 redirect;\n"
+		     "    }\n"
+		     /* another host name: where credentials must not go */
+		     "    location ~ ^/xredir/(.*)$ { return 302 http://localhost:%d/leak/$1; }\n"
+		     "    location /leak/ {\n"
+		     "      if ($http_x_extra) { return 418; }\n"
+		     "      rewrite ^/leak/(.*)$ /$1 break;\n"
+		     "    }\n"
 		     "  }\n"
 		     "%s"
 		     "}\n",
 		     ng.prefix, ng.prefix, ng.prefix, ng.prefix, ng.prefix, ng.prefix,
-		     ng.prefix, ng.port, ng.www, h503, h429, h403, tlsconf);
+		     ng.prefix, ng.port, ng.www, h503, h429, h403, ng.port, tlsconf);
 	snprintf(path, sizeof(path), "%s/nginx.conf", ng.prefix);
 	t_write_file(path, conf, (size_t)n, 0644);
 
@@ -448,6 +459,47 @@ static void t_redirect(void)
 	hteardown(&v);
 }
 
+/*
+ * With --auth-header-file, redirects are followed only within the origin:
+ * libcurl would send custom headers (X-Extra here) to any host.
+ */
+static void t_redirect_credentials(void)
+{
+	struct henv v;
+	char hf[400];
+	uint8_t a[32];
+	const char *hdr = "Authorization: Bearer sekrit\nX-Extra: 1\n";
+
+	REQUIRE(nginx_start());
+	t_make_blob(ng.www, "cas", 13, 999, a);
+	snprintf(hf, sizeof(hf), "%s/auth-redir", t_tmpdir());
+	t_write_file(hf, hdr, strlen(hdr), 0600);
+
+	/* same origin: followed, with the headers */
+	REQUIRE(hsetup(&v, url_of("/auth-redir"), 4, 5, NULL, hf) == 0);
+	CHECK_INT(fetch_submit(v.e, a, 999, t_cb, &v.r, 0), 0);
+	CHECK_INT(t_drain(v.e, 10000), 0);
+	CHECK_INT(v.r.status[0], 0);
+	CHECK(t_cached_ok(v.cache, a, 999, 13));
+	hteardown(&v);
+
+	/* another host: not followed, and said why */
+	REQUIRE(hsetup(&v, url_of("/xredir"), 4, 5, NULL, hf) == 0);
+	CHECK_INT(fetch_submit(v.e, a, 999, t_cb, &v.r, 0), 0);
+	CHECK_INT(t_drain(v.e, 10000), 0);
+	CHECK_INT(v.r.status[0], -EIO);
+	CHECK(t_log_contains("to another origin"));
+	CHECK(!t_log_contains("HTTP 418"));
+	hteardown(&v);
+
+	/* no credentials: libcurl follows it, as before */
+	REQUIRE(hsetup(&v, url_of("/xredir"), 4, 5, NULL, NULL) == 0);
+	CHECK_INT(fetch_submit(v.e, a, 999, t_cb, &v.r, 0), 0);
+	CHECK_INT(t_drain(v.e, 10000), 0);
+	CHECK_INT(v.r.status[0], 0);
+	hteardown(&v);
+}
+
 static void t_parallel_dedup(void)
 {
 	struct henv v;
@@ -710,6 +762,7 @@ const struct test http_tests[] = {
 	{ "server_down_retries_then_timeout", t_server_down },
 	{ "auth_header_file", t_auth },
 	{ "redirect_followed", t_redirect },
+	{ "redirect_credentials_same_origin_only", t_redirect_credentials },
 	{ "parallel_and_dedup", t_parallel_dedup },
 	{ "https_ca_file_and_verify", t_https },
 	{ "chunked_too_long_cut", t_chunked_too_long },
