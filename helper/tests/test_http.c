@@ -11,6 +11,7 @@
 #include "../verify.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -410,6 +411,22 @@ static void t_server_down(void)
 	hteardown(&v);
 }
 
+/* A fresh engine on url_of(sub) (header file hf, or none) fetches one
+ * blob; its status, or INT_MIN if the engine did not start. The caller
+ * checks what it wants, then hteardown(v). */
+static int fetch_via(struct henv *v, const char *sub, const char *hf,
+		     const uint8_t *d, uint64_t size)
+{
+	memset(v, 0, sizeof(*v));	/* so hteardown() is safe either way */
+	if (hsetup(v, url_of(sub), 4, 5, NULL, hf)) {
+		v->e = NULL;
+		return INT_MIN;
+	}
+	CHECK_INT(fetch_submit(v->e, d, size, t_cb, &v->r, 0), 0);
+	CHECK_INT(t_drain(v->e, 10000), 0);
+	return v->r.status[0];
+}
+
 static void t_auth(void)
 {
 	struct henv v;
@@ -422,17 +439,11 @@ static void t_auth(void)
 	t_make_blob(ng.www, "cas", 11, 4096, a);
 	snprintf(hf, sizeof(hf), "%s/auth", dir);
 	t_write_file(hf, hdr, strlen(hdr), 0600);
-	REQUIRE(hsetup(&v, url_of("/auth"), 4, 5, NULL, hf) == 0);
-	CHECK_INT(fetch_submit(v.e, a, 4096, t_cb, &v.r, 0), 0);
-	CHECK_INT(t_drain(v.e, 10000), 0);
-	CHECK_INT(v.r.status[0], 0);
+	CHECK_INT(fetch_via(&v, "/auth", hf, a, 4096), 0);
 	CHECK(t_cached_ok(v.cache, a, 4096, 11));
 	hteardown(&v);
 
-	REQUIRE(hsetup(&v, url_of("/auth"), 4, 5, NULL, NULL) == 0);
-	CHECK_INT(fetch_submit(v.e, a, 4096, t_cb, &v.r, 0), 0);
-	CHECK_INT(t_drain(v.e, 10000), 0);
-	CHECK_INT(v.r.status[0], -EACCES);
+	CHECK_INT(fetch_via(&v, "/auth", NULL, a, 4096), -EACCES);
 	CHECK(t_log_contains("HTTP 401"));
 	hteardown(&v);
 
@@ -476,27 +487,18 @@ static void t_redirect_credentials(void)
 	t_write_file(hf, hdr, strlen(hdr), 0600);
 
 	/* same origin: followed, with the headers */
-	REQUIRE(hsetup(&v, url_of("/auth-redir"), 4, 5, NULL, hf) == 0);
-	CHECK_INT(fetch_submit(v.e, a, 999, t_cb, &v.r, 0), 0);
-	CHECK_INT(t_drain(v.e, 10000), 0);
-	CHECK_INT(v.r.status[0], 0);
+	CHECK_INT(fetch_via(&v, "/auth-redir", hf, a, 999), 0);
 	CHECK(t_cached_ok(v.cache, a, 999, 13));
 	hteardown(&v);
 
 	/* another host: not followed, and said why */
-	REQUIRE(hsetup(&v, url_of("/xredir"), 4, 5, NULL, hf) == 0);
-	CHECK_INT(fetch_submit(v.e, a, 999, t_cb, &v.r, 0), 0);
-	CHECK_INT(t_drain(v.e, 10000), 0);
-	CHECK_INT(v.r.status[0], -EIO);
+	CHECK_INT(fetch_via(&v, "/xredir", hf, a, 999), -EIO);
 	CHECK(t_log_contains("to another origin"));
 	CHECK(!t_log_contains("HTTP 418"));
 	hteardown(&v);
 
 	/* no credentials: libcurl follows it, as before */
-	REQUIRE(hsetup(&v, url_of("/xredir"), 4, 5, NULL, NULL) == 0);
-	CHECK_INT(fetch_submit(v.e, a, 999, t_cb, &v.r, 0), 0);
-	CHECK_INT(t_drain(v.e, 10000), 0);
-	CHECK_INT(v.r.status[0], 0);
+	CHECK_INT(fetch_via(&v, "/xredir", NULL, a, 999), 0);
 	hteardown(&v);
 }
 
