@@ -262,9 +262,9 @@ static int conn_open(struct conn *k)
 			"with 'cas = ...', default %s)\n", DEFAULT_CONFIG);
 		return -1;
 	}
-	if (strncmp(k->o.cas, "grpc://", 7) && strncmp(k->o.cas, "grpcs://", 8)) {
+	if (!grpc_url_ok(k->o.cas)) {
 		url_redact(k->o.cas, err, sizeof(err));
-		fprintf(stderr, "casfsctl: %s: the REv2 commands need a grpc:// or grpcs:// CAS\n",
+		fprintf(stderr, "casfsctl: %s: the REv2 commands need a grpc://, grpcs:// or unix: CAS\n",
 			err);
 		return -1;
 	}

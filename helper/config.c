@@ -277,7 +277,8 @@ static const char usage[] =
 	"\n"
 	"Fetches blobs for casfs.ko on demand, verifies them and publishes them\n"
 	"in DIR/blobs. URL: file:///DIR, http://HOST[:PORT]/PATH, https://...\n"
-	"(Bazel's HTTP cache), grpc://HOST:PORT or grpcs://HOST:PORT (REv2; the\n"
+	"(Bazel's HTTP cache), grpc://HOST:PORT, grpcs://HOST:PORT or\n"
+	"unix:/PATH (REv2 on a unix socket, e.g. a local bazel-remote; the\n"
 	"header file then holds gRPC metadata, e.g. 'authorization: Bearer T').\n";
 
 int options_parse_argv(struct options *o, int argc, char **argv, char *err, size_t errlen)

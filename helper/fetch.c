@@ -3,6 +3,7 @@
 #include "backend.h"
 #include "cache.h"
 #include "stats.h"
+#include "grpc/grpc.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -280,10 +281,10 @@ int fetch_engine_new(struct fetch_engine **out, const struct fetch_config *cfg,
 		err = backend_file_init(&e->be, url);
 	} else if (!strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8)) {
 		err = backend_http_init(&e->be, url, cfg);
-	} else if (!strncasecmp(url, "grpc://", 7) || !strncasecmp(url, "grpcs://", 8)) {
+	} else if (grpc_url_ok(url)) {
 		err = backend_grpc_init(&e->be, url, cfg);
 	} else {
-		log_err("--cas %s: unsupported URL (file://, http(s)://, grpc(s)://)", url);
+		log_err("--cas %s: unsupported URL (file://, http(s)://, grpc(s)://, unix:)", url);
 		err = -EINVAL;
 	}
 	if (err)

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #define RETRY_INFO_URL "type.googleapis.com/google.rpc.RetryInfo"
@@ -388,9 +387,9 @@ int rev2_open(struct rev2 **out, const struct rev2_opts *o, char *err, size_t er
 
 	if (!c)
 		return fail(err, errlen, -ENOMEM, "out of memory");
-	if (!o->url || (strncasecmp(o->url, "grpc://", 7) && strncasecmp(o->url, "grpcs://", 8))) {
+	if (!grpc_url_ok(o->url)) {
 		free(c);
-		return fail(err, errlen, -EINVAL, "%s: not a grpc:// or grpcs:// URL",
+		return fail(err, errlen, -EINVAL, "%s: not a grpc://, grpcs:// or unix: URL",
 			    o->url ? o->url : "(no URL)");
 	}
 	c->instance = strdup(o->instance ? o->instance : "");

@@ -98,20 +98,73 @@ void conn_wake(struct grpc_conn *c)
 
 /* ---------------------------------------------------------------- URL */
 
-/* grpc://host:port or grpcs://host:port, host may be [v6]; optional "/". */
+/* The unix socket path of a unix: or grpc+unix: URL, else NULL. */
+static const char *unix_target(const char *url)
+{
+	const char *p;
+
+	if (!strncmp(url, "unix:", 5))
+		p = url + 5;
+	else if (!strncmp(url, "grpc+unix:", 10))
+		p = url + 10;
+	else
+		return NULL;
+	if (!strncmp(p, "//", 2))	/* unix:///abs/path */
+		p += 2;
+	return p;
+}
+
+/* For messages: the socket path, or host:port. */
+static const char *target_name(const struct grpc_conn *c)
+{
+	return c->unix_path ? c->unix_path : c->authority;
+}
+
+bool grpc_url_ok(const char *url)
+{
+	return url && (!strncmp(url, "grpc://", 7) || !strncmp(url, "grpcs://", 8) ||
+		       unix_target(url));
+}
+
+/*
+ * unix:PATH: the path must be absolute and fit sockaddr_un. The
+ * authority is "localhost", as other gRPC clients send for unix targets.
+ */
+static int parse_unix(struct grpc_conn *c, const char *url, const char *path,
+		      char *err, size_t errlen)
+{
+	if (path[0] != '/')
+		return fail(err, errlen, "%s: the socket path must be absolute", url);
+	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return fail(err, errlen, "%s: socket path too long", url);
+	c->unix_path = strdup(path);
+	c->host = strdup("localhost");
+	c->port = strdup("0");
+	c->authority = strdup("localhost");
+	if (!c->unix_path || !c->host || !c->port || !c->authority)
+		return fail(err, errlen, "out of memory");
+	return 0;
+}
+
+/*
+ * grpc://host:port or grpcs://host:port, host may be [v6]; optional "/";
+ * or a unix socket (parse_unix).
+ */
 static int parse_url(struct grpc_conn *c, const char *url, char *err,
 		     size_t errlen)
 {
 	const char *p, *h, *he, *port = NULL;
 	size_t plen = 0;
 
+	if (unix_target(url))
+		return parse_unix(c, url, unix_target(url), err, errlen);
 	if (!strncmp(url, "grpc://", 7)) {
 		p = url + 7;
 	} else if (!strncmp(url, "grpcs://", 8)) {
 		p = url + 8;
 		c->tls = true;
 	} else {
-		return fail(err, errlen, "%s: not a grpc:// or grpcs:// URL", url);
+		return fail(err, errlen, "%s: not a grpc://, grpcs:// or unix: URL", url);
 	}
 	if (*p == '[') {
 		h = p + 1;
@@ -623,12 +676,14 @@ static void connected(struct transport *t)
 
 	int idle = 30, intvl = 10, cnt = 3;
 
-	setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	/* A server that vanishes without a FIN is noticed in about 60 s. */
-	setsockopt(t->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-	setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-	setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-	setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	if (!c->unix_path) {
+		setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		/* A server that vanishes without a FIN is noticed in about 60 s. */
+		setsockopt(t->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+		setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+		setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+		setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	}
 	if (!c->tls) {
 		if (session_start(t))
 			transport_fail(t, "HTTP/2 session: out of memory");
@@ -688,7 +743,7 @@ static void connect_next(struct transport *t, const char *last_err)
 		last_err = strerror(errno);
 		transport_close_fd(t);
 	}
-	transport_fail(t, "connect to %s: %s", c->authority,
+	transport_fail(t, "connect to %s: %s", target_name(c),
 		       last_err ? last_err : "no address");
 }
 
@@ -713,6 +768,19 @@ static struct transport *transport_new(struct grpc_conn *c)
 	c->stats.connects++;
 	t->connect_deadline = grpc_now_ns() +
 			      (int64_t)c->o.connect_timeout_ms * 1000000;
+	if (c->unix_path) {	/* one address, no lookup */
+		t->unix_sa.sun_family = AF_UNIX;
+		snprintf(t->unix_sa.sun_path, sizeof(t->unix_sa.sun_path), "%s",
+			 c->unix_path);
+		t->unix_ai.ai_family = AF_UNIX;
+		t->unix_ai.ai_socktype = SOCK_STREAM;
+		t->unix_ai.ai_addr = (struct sockaddr *)&t->unix_sa;
+		t->unix_ai.ai_addrlen = sizeof(t->unix_sa);
+		t->ai_next = &t->unix_ai;
+		grpc_log(c, GRPC_LOG_DEBUG, "%s: connecting", c->url);
+		connect_next(t, NULL);
+		return t;
+	}
 	/* Blocks for a name lookup; numeric hosts resolve at once. */
 	rv = getaddrinfo(c->host, c->port, &hints, &t->ai);
 	if (rv) {
@@ -931,11 +999,11 @@ int grpc_conn_step(struct grpc_conn *c)
 		if ((t->state == TP_CONNECTING || t->state == TP_TLS) &&
 		    now >= t->connect_deadline)
 			transport_fail(t, "connect to %s: timed out after %d ms",
-				       c->authority, c->o.connect_timeout_ms);
+				       target_name(c), c->o.connect_timeout_ms);
 		else if (!t->got_settings && t->state != TP_DEAD &&
 			 now >= t->connect_deadline)
 			transport_fail(t, "%s: no HTTP/2 SETTINGS from the server "
-				       "within %d ms", c->authority,
+				       "within %d ms", target_name(c),
 				       c->o.connect_timeout_ms);
 	}
 	calls_expire(c, now);
@@ -1025,6 +1093,7 @@ void grpc_conn_free(struct grpc_conn *c)
 	free(c->host);
 	free(c->port);
 	free(c->authority);
+	free(c->unix_path);
 	free(c->server_name);
 	free(c->ca_file);
 	free(c->cert_file);

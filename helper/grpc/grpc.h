@@ -162,7 +162,11 @@ struct grpc_conn;
 enum grpc_log_level { GRPC_LOG_ERR, GRPC_LOG_WARN, GRPC_LOG_INFO, GRPC_LOG_DEBUG };
 
 struct grpc_conn_opts {
-	const char *url;	/* grpc://host:port (h2c) or grpcs://host:port */
+	/*
+	 * grpc://host:port (h2c), grpcs://host:port, or a unix socket:
+	 * unix:PATH, unix:///PATH or grpc+unix:PATH (h2c; PATH absolute)
+	 */
+	const char *url;
 	const char *ca_file;	/* grpcs: trust these (default: system) */
 	const char *cert_file;	/* grpcs: optional client certificate... */
 	const char *key_file;	/* ...and key (default: cert_file) */
@@ -181,6 +185,9 @@ struct grpc_conn_opts {
 	void (*log)(void *ud, int level, const char *msg);
 	void *log_ud;
 };
+
+/* Is url one grpc_conn_new() takes (by its scheme alone)? */
+bool grpc_url_ok(const char *url);
 
 /* Parses the URL and sets up TLS; connects lazily at the first call. */
 struct grpc_conn *grpc_conn_new(const struct grpc_conn_opts *o,

@@ -7,6 +7,8 @@
 
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
+#include <netdb.h>
+#include <sys/un.h>
 
 /* An intrusive doubly-linked list. */
 struct glist {
@@ -56,6 +58,8 @@ struct transport {
 	uint32_t ep_events;		/* registered with epoll */
 	uint32_t revents;		/* this step's */
 	struct addrinfo *ai, *ai_next;	/* addresses still to try */
+	struct addrinfo unix_ai;	/* the one address of a unix: target */
+	struct sockaddr_un unix_sa;
 	int64_t connect_deadline;	/* ns, until TP_READY */
 	SSL *ssl;
 	BIO *rbio, *wbio;		/* memory BIOs; we do the socket I/O */
@@ -125,6 +129,7 @@ struct grpc_call {
 struct grpc_conn {
 	struct grpc_conn_opts o;	/* strings below are our copies */
 	char *url, *host, *port, *authority, *server_name;
+	char *unix_path;		/* unix:PATH target, else NULL */
 	char *ca_file, *cert_file, *key_file;
 	bool tls;
 	SSL_CTX *ssl_ctx;

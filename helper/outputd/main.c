@@ -38,7 +38,8 @@ static const char usage[] =
 	"  --listen URL        grpc://127.0.0.1:PORT, grpc://[::1]:PORT or\n"
 	"                      unix:PATH; repeatable (default grpc://127.0.0.1:8980);\n"
 	"                      also sockets passed by systemd (LISTEN_FDS)\n"
-	"  --cas URL           the CAS (grpc:// or grpcs://) to check blobs in\n"
+	"  --cas URL           the CAS (grpc://, grpcs:// or unix:PATH) to check\n"
+	"                      blobs in\n"
 	"                      (FindMissingBlobs); default: 'cas' in the config\n"
 	"  --instance NAME     REv2 instance name (default: the config's)\n"
 	"  --config FILE       casfs-helper's configuration, for cas, instance,\n"
@@ -201,8 +202,8 @@ int main(int argc, char **argv)
 	if (!ro.url)
 		die("no CAS: give --cas URL or 'cas = URL' in %s",
 		    config ? config : DEFAULT_CONFIG);
-	if (strncmp(ro.url, "grpc://", 7) && strncmp(ro.url, "grpcs://", 8))
-		die("--cas %s: casfs-outputd speaks REv2 gRPC (grpc:// or grpcs://)",
+	if (!grpc_url_ok(ro.url))
+		die("--cas %s: casfs-outputd speaks REv2 gRPC (grpc://, grpcs:// or unix:PATH)",
 		    ro.url);
 	if (cas_new(&cas, &ro, err, sizeof(err)))
 		die("CAS %s: %s", ro.url, err);

@@ -101,7 +101,7 @@ static void t_usage(void)
 	r = run((char *[]){ (char *)ctl(), "check", "--config", cfg, "--cas",
 			    "http://user:secret@127.0.0.1:1", "/tmp", NULL });
 	CHECK_INT(r.status, 3);
-	CHECK_CONTAINS(r.err, "need a grpc:// or grpcs:// CAS");
+	CHECK_CONTAINS(r.err, "need a grpc://, grpcs:// or unix: CAS");
 	CHECK(!strstr(r.err, "secret"));
 	t_run_free(&r);
 	r = run((char *[]){ (char *)ctl(), "check", "--config", cfg, NULL });

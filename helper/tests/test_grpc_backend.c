@@ -29,7 +29,7 @@ struct env {
 	const char *store, *cache;
 	struct cache *c;
 	struct fetch_engine *e;
-	char url[64];
+	char url[320];
 };
 
 /* A store with blobs[i] = seed i+1 of sizes[i], a server, a cache. */
@@ -110,6 +110,33 @@ static void t_batch(void)
 	calls = t_rev2_count(&v.s, "BatchReadBlobs: done");
 	CHECK(calls >= 1 && calls <= 8);
 	CHECK_INT(t_rev2_count(&v.s, " Read: done"), 0);	/* no ByteStream */
+}
+
+/*
+ * The CAS on a unix socket (unix:PATH, as a local bazel-remote serves it):
+ * small blobs in a batch and one big enough for ByteStream.
+ */
+static void t_unix_socket(void)
+{
+	size_t sizes[3] = { 4096, 70000, 3 * 1024 * 1024 + 5 };
+	uint8_t d[3][32];
+	struct results r = { 0 };
+	struct env v = { 0 };
+	char sock[300];
+
+	snprintf(sock, sizeof(sock), "%s/cas.sock", t_tmpdir());
+	REQUIRE(env_up(&v, sizes, 3, d, "--unix", sock, NULL));
+	snprintf(v.url, sizeof(v.url), "unix:%s", sock);
+	REQUIRE(env_engine(&v, 4, 20, NULL) == 0);
+	for (int i = 0; i < 3; i++)
+		CHECK_INT(fetch_submit(v.e, d[i], sizes[i], t_cb, &r, (uint64_t)i), 0);
+	CHECK_INT(t_drain(v.e, 20000), 0);
+	for (int i = 0; i < 3; i++) {
+		CHECK_INT(r.status[i], 0);
+		CHECK(t_cached_ok(v.cache, d[i], sizes[i], (unsigned)i + 1));
+	}
+	env_down(&v);
+	CHECK(t_rev2_count(&v.s, " Read: done") >= 1);	/* the big one */
 }
 
 /* One miss at a time, many times (a lone reader): each is answered. */
@@ -445,6 +472,7 @@ static void t_auth_metadata(void)
 
 const struct test grpc_backend_tests[] = {
 	{ "batch", t_batch },
+	{ "unix_socket", t_unix_socket },
 	{ "stream", t_stream },
 	{ "sequential", t_sequential },
 	{ "restart", t_restart },

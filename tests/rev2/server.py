@@ -14,7 +14,7 @@ UpdateActionResult), google.bytestream.ByteStream (Read, Write,
 QueryWriteStatus). Store: DIR/cas/<sha256 hex> (blob bytes), DIR/ac/<sha256
 hex> (serialised ActionResult), DIR/tmp/ (uploads in progress). SHA256 only,
 no compression. Listens on 127.0.0.1:N (N = 0: any free port), h2c, or TLS
-with --tls-cert/--tls-key. Prints `READY port=N` on stdout once listening;
+with --tls-cert/--tls-key; with --unix PATH also on a unix socket (h2c). Prints `READY port=N` on stdout once listening;
 one log line per call on stderr (unless --quiet). With --read-log FILE,
 appends to FILE one line per blob whose bytes it sends, `Read HASH/SIZE` for
 ByteStream.Read (also when the read is a range or faulted) and
@@ -264,6 +264,8 @@ class Server:
             port = s.add_insecure_port(addr)
         if port == 0:
             raise SystemExit("rev2-server: cannot listen on %s" % addr)
+        if self.args.unix and not s.add_insecure_port("unix:" + self.args.unix):
+            raise SystemExit("rev2-server: cannot listen on unix:%s" % self.args.unix)
         self.port = port
         s.start()
         return s
@@ -720,6 +722,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", required=True)
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--unix", metavar="PATH",
+                    help="also listen (h2c) on this unix socket")
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
     ap.add_argument("--tls-client-ca", help="require client certificates signed by this CA")

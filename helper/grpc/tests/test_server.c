@@ -441,6 +441,63 @@ static void t_unix_echo(void)
 	rres_free(&r);
 }
 
+/* The client core on a unix socket: each spelling of the target. */
+static void t_unix_client(void)
+{
+	const char *forms[] = { "unix:", "unix://", "grpc+unix:" };
+	struct grpc_conn_opts o = { 0 };
+	char url[400], err[1024];
+
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		struct grpc_status st = { 0 };
+		struct grpc_conn *c;
+		uint8_t *resp;
+		size_t n;
+
+		snprintf(url, sizeof(url), "%s%s", forms[i], srv.upath);
+		CHECK(grpc_url_ok(url));
+		o.url = url;
+		o.connect_timeout_ms = 2000;
+		c = grpc_conn_new(&o, err, sizeof(err));
+		REQUIRE(c);
+		CHECK_INT(unary(c, SVC "Echo", "hello", 5, 2000, &resp, &n, &st), GRPC_OK);
+		CHECK_INT(n, 5);
+		CHECK(resp && !memcmp(resp, "hello", 5));
+		free(resp);
+		grpc_status_free(&st);
+		grpc_conn_free(c);
+	}
+	/* relative, too long, TLS: refused up front */
+	o.url = "unix:relative.sock";
+	CHECK(!grpc_conn_new(&o, err, sizeof(err)));
+	CHECK(strstr(err, "absolute") != NULL);
+	memset(url, 'x', sizeof(url) - 1);
+	url[sizeof(url) - 1] = 0;
+	memcpy(url, "unix:/", 6);
+	o.url = url;
+	CHECK(!grpc_conn_new(&o, err, sizeof(err)));
+	CHECK(strstr(err, "too long") != NULL);
+	CHECK(!grpc_url_ok("grpcs+unix:/x"));
+	CHECK(!grpc_url_ok("http://x"));
+	/* a socket nobody listens on: a clear error, not a hang */
+	{
+		struct grpc_status st = { 0 };
+		struct grpc_conn *c;
+		uint8_t *resp;
+		size_t n;
+
+		snprintf(url, sizeof(url), "unix:%s.none", srv.upath);
+		o.url = url;
+		c = grpc_conn_new(&o, err, sizeof(err));
+		REQUIRE(c);
+		CHECK_INT(unary(c, SVC "Echo", "x", 1, 2000, &resp, &n, &st), GRPC_UNAVAILABLE);
+		CHECK(st.message && strstr(st.message, ".none") != NULL);
+		free(resp);
+		grpc_status_free(&st);
+		grpc_conn_free(c);
+	}
+}
+
 static void t_unix_socket_mode(void)
 {
 	struct stat st;
@@ -1052,6 +1109,7 @@ static void t_stats(void)
 static const struct test tests[] = {
 	{ "echo", t_echo },
 	{ "unix_echo", t_unix_echo },
+	{ "unix_client", t_unix_client },
 	{ "unix_socket_mode", t_unix_socket_mode },
 	{ "unimplemented", t_unimplemented },
 	{ "error_message", t_error_message },
