@@ -12,7 +12,7 @@
 
 #define DEFAULT_JOBS 8
 #define DEFAULT_TIMEOUT_S 60
-#define DEFAULT_STATS_FILE "/run/casfs-helper.stats"
+#define DEFAULT_STATS_FILE "/run/casfs/helper.stats"
 #define MAX_JOBS 256
 #define MAX_TIMEOUT_S 86400
 #define CONFIG_MAX_BYTES (1 << 20)

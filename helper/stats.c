@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct helper_stats stats;
@@ -123,6 +124,27 @@ size_t stats_format(char *buf, size_t len)
 	return (size_t)n < len ? (size_t)n : len - 1;
 }
 
+/*
+ * The default file lives in a directory of its own (/run/casfs, which the
+ * systemd unit's RuntimeDirectory= makes, so the unit need not open all of
+ * /run for writing); run by hand, the helper makes that one level itself.
+ */
+static int make_parent(const char *path)
+{
+	char dir[4096];
+	char *slash;
+
+	if ((size_t)snprintf(dir, sizeof(dir), "%s", path) >= sizeof(dir))
+		return -ENAMETOOLONG;
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return -ENOENT;
+	*slash = 0;
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
 int stats_write(const char *path)
 {
 	char buf[4096], tmp[4200];
@@ -132,6 +154,8 @@ int stats_write(const char *path)
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
 		return -ENAMETOOLONG;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0 && errno == ENOENT && make_parent(path) == 0)
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0)
 		return -errno;
 	err = write_all(fd, buf, len);

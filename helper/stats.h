@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * casfs-helper: counters and a fetch-latency histogram, written atomically
- * as "key value" lines to the stats file (default /run/casfs-helper.stats)
+ * as "key value" lines to the stats file (default /run/casfs/helper.stats)
  * for `casfsctl stats`.
  */
 #ifndef CASFS_STATS_H

@@ -63,7 +63,11 @@ static void t_file(void)
 	free(s);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	CHECK(access(tmp, F_OK) != 0);	/* renamed into place */
-	CHECK(stats_write("/nonexistent-dir/x.stats") < 0);
+	CHECK(stats_write("/nonexistent-dir/sub/x.stats") < 0);
+	/* one missing directory level is made (the default /run/casfs/...) */
+	snprintf(path, sizeof(path), "%s/newdir/helper.stats", dir);
+	CHECK_INT(stats_write(path), 0);
+	CHECK(access(path, R_OK) == 0);
 }
 
 const struct test stats_tests[] = {

@@ -38,7 +38,7 @@ step read before the helper runs: the read waits, the helper picks it up on REGI
 (cat "$MNT/d1/sub dir/file1" >/tmp/out1) &
 rp=$!
 sleep 2
-$B/casfs-helper --cas file://$CAS --cache "$CACHE" --stats-file /run/casfs-helper.stats --verbose --jobs 4 &
+$B/casfs-helper --cas file://$CAS --cache "$CACHE" --stats-file /run/casfs/helper.stats --verbose --jobs 4 &
 hp=$!
 wait $rp || fail "pending read failed"
 cmp /tmp/out1 /tmp/b1 || fail "content 1"

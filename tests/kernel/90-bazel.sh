@@ -89,7 +89,7 @@ h1=$(awk '$2 != 0 {print $1; exit}' "$OUT/manifest")
 	fail "nginx accepts PUT"
 
 "$H/casfs-helper" --cas "http://127.0.0.1:$PORT" --cache "$CACHE" --jobs 4 --timeout 20 \
-	--stats-file /run/casfs-helper.stats 2>>"$work/helper.log" &
+	--stats-file /run/casfs/helper.stats 2>>"$work/helper.log" &
 helper=$!
 reg=
 for _ in $(seq 100); do

@@ -138,7 +138,7 @@ casfs_start_helper() {
 	shift
 	HELPER_LOG=${HELPER_LOG:-/tmp/casfs-helper.log}
 	"$CASFS_REPO/helper/casfs-helper" --cas "$url" --cache "$CACHE" \
-		--stats-file /run/casfs-helper.stats "$@" >>"$HELPER_LOG" 2>&1 &
+		--stats-file /run/casfs/helper.stats "$@" >>"$HELPER_LOG" 2>&1 &
 	HELPER_PID=$!
 	for _ in $(seq 300); do
 		"$CASFS_REPO/helper/casfsctl" stats 2>/dev/null |
