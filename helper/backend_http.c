@@ -23,6 +23,7 @@
 
 struct http_be {
 	char *base;			/* without trailing '/' */
+	char origin[512];		/* base's scheme://host:port, lower case */
 	char *ca_file;
 	struct curl_slist *headers;
 	unsigned timeout_s;
@@ -253,14 +254,14 @@ static void origin_of(const char *url, char *out, size_t len)
 
 /*
  * A redirect we follow ourselves (credential headers are set): true if the
- * transfer was restarted at the new URL. A redirect to another origin, or
- * one too many, is left to classify() through *why.
+ * transfer was restarted at the new URL. False with *why set: a redirect
+ * refused (another origin, one too many); the caller fails the attempt.
  */
 static bool follow_redirect(struct backend *b, struct http_xfer *x,
 			    char *why, size_t wlen)
 {
 	struct http_be *hb = b->priv;
-	char from[512], to[512], shown[256];
+	char to[512], shown[256];
 	char *next = NULL;
 	long code = 0;
 
@@ -272,9 +273,8 @@ static bool follow_redirect(struct backend *b, struct http_xfer *x,
 		snprintf(why, wlen, "HTTP %ld without a usable Location", code);
 		return false;
 	}
-	origin_of(hb->base, from, sizeof(from));
 	origin_of(next, to, sizeof(to));
-	if (!from[0] || strcmp(from, to)) {
+	if (!hb->origin[0] || strcmp(hb->origin, to)) {
 		url_redact(next, shown, sizeof(shown));
 		snprintf(why, wlen,
 			 "HTTP %ld to another origin (%.200s) not followed: "
@@ -421,6 +421,7 @@ int backend_http_init(struct backend *b, const char *url, const struct fetch_con
 	}
 	while (len && hb->base[len - 1] == '/')
 		hb->base[--len] = 0;
+	origin_of(hb->base, hb->origin, sizeof(hb->origin));
 	if (cfg->ca_file && !(hb->ca_file = strdup(cfg->ca_file)))
 		goto nomem;
 	if (cfg->auth_header_file) {
