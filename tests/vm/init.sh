@@ -138,16 +138,17 @@ disk_dev=
 [ "$disk" = 1 ] && disk_dev=/dev/vda
 
 echo "CASFS-INIT: host root mounted, uptime $(cut -d' ' -f1 /proc/uptime)s"
-# $extra_env splits into words but must not glob.
+# $extra_env splits into words but must not glob; it comes first, so the
+# settings below (the later assignment wins in env) cannot be overridden.
 set -f
 chroot /host /usr/bin/env -i \
+	$extra_env \
 	PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 	HOME=/root TERM=dumb LANG=C.UTF-8 TMPDIR=/tmp \
 	CASFS_REPO="$repo" CASFS_KO="$ko" CASFS_BIN="$bin" \
 	CASFS_FILTER="$filter" CASFS_TEST_TIMEOUT="$timeout" \
 	CASFS_TESTS_DIR="$tests" \
 	CASFS_DISK="$disk_dev" \
-	$extra_env \
 	/bin/bash "$repo/tests/guest/runner.sh"
 echo "CASFS-INIT: runner exited with status $?, uptime $(cut -d' ' -f1 /proc/uptime)s"
 poweroff -f
