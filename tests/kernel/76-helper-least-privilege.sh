@@ -46,10 +46,12 @@ grep -q 'CAP_NET_ADMIN' /tmp/lp-nocap.log || fail "no word of CAP_NET_ADMIN"
 	--max-cache-bytes 2097152 >/tmp/lp-helper.log 2>&1 &
 hp=$!
 for _ in $(seq 300); do
-	"$B/casfsctl" stats 2>/dev/null | grep -Eq 'helper_registered +yes' && break
+	st=$("$B/casfsctl" stats 2>/dev/null || true)
+	grep -Eq 'helper_registered +yes' <<<"$st" && break
 	sleep 0.1
 done
-"$B/casfsctl" stats | grep -Eq 'helper_registered +yes' ||
+st=$("$B/casfsctl" stats)
+grep -Eq 'helper_registered +yes' <<<"$st" ||
 	{ cat /tmp/lp-helper.log; fail "helper did not register"; }
 eff=$(awk '$1 == "CapEff:" { print $2 }' "/proc/$hp/status")
 note "helper CapEff: $eff"
