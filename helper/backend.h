@@ -90,5 +90,7 @@ void fetch_attempt_done(struct fetch_engine *e, struct job *j, enum attempt_resu
 int backend_file_init(struct backend *b, const char *url);
 int backend_http_init(struct backend *b, const char *url, const struct fetch_config *cfg);
 int backend_grpc_init(struct backend *b, const char *url, const struct fetch_config *cfg);
+/* The deadline band of a job with left_ms to go (backend_grpc.c; tests). */
+unsigned grpc_deadline_band(int64_t left_ms);
 
 #endif

@@ -338,14 +338,35 @@ static void batch_done(void *ud, const struct grpc_status *st)
 	free(bt);
 }
 
-/* Send one BatchReadBlobs with as many waiting blobs as fit. */
+/*
+ * A BatchReadBlobs call has one deadline, the shortest of its members':
+ * a retried job with a second left must not cut the call short for
+ * fresh jobs with a minute left. So a call carries only jobs of one
+ * band, ceil(log2(ms left)): within a band the shortest time left is
+ * more than half of any member's, and no job's call gets less than half
+ * of the time it has.
+ */
+unsigned grpc_deadline_band(int64_t left_ms)
+{
+	return left_ms <= 1 ? 0 : 64 - (unsigned)__builtin_clzll((uint64_t)left_ms - 1);
+}
+
+/*
+ * How far past the head batch_send() looks for jobs of the head's band
+ * (the queue is in deadline order but for retried jobs, so the scan is
+ * short in practice and bounded when it is not).
+ */
+#define BATCH_SCAN (4 * REV2_BATCH_MAX_DIGESTS)
+
+/* Send one BatchReadBlobs with as many waiting blobs of the head's band as fit. */
 static void batch_send(struct grpc_be *gb)
 {
 	uint64_t limit = batch_bytes(gb), total = 0;
 	struct rev2_digest *d;
 	struct gbatch *bt;
-	struct gx *x;
+	struct gx *x, *next;
 	int64_t timeout = 0;
+	unsigned band, scanned = 0;
 	size_t n = 0, cap = gb->wait_batch.n;
 	uint8_t *req;
 	size_t len;
@@ -359,15 +380,22 @@ static void batch_send(struct grpc_be *gb)
 	if (!bt || !d || !bt->x)
 		goto nomem;
 	bt->gb = gb;
-	while ((x = gb->wait_batch.head) && n < cap) {
+	band = grpc_deadline_band(left_ms(gb->wait_batch.head->j));
+	for (x = gb->wait_batch.head; x && n < cap && scanned < BATCH_SCAN;
+	     x = next, scanned++) {
+		int64_t left = left_ms(x->j);
+
+		next = x->next;
+		if (grpc_deadline_band(left) != band)
+			continue;
 		if (n && total + x->j->size > limit)
 			break;
 		q_del(&gb->wait_batch, x);
 		total += x->j->size;
 		memcpy(d[n].sha256, x->j->digest, CASFS_SHA256_LEN);
 		d[n].size = x->j->size;
-		if (!timeout || left_ms(x->j) < timeout)
-			timeout = left_ms(x->j);
+		if (!timeout || left < timeout)
+			timeout = left;
 		x->state = GX_BATCH;
 		x->batch = bt;
 		bt->x[n++] = x;

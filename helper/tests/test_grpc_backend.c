@@ -10,6 +10,7 @@
 #include "rev2_server.h"
 #include "../common.h"
 #include "../stats.h"
+#include "../backend.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -300,6 +301,30 @@ static void t_goaway(void)
 	fault_case("goaway:100:2", 15, 0, NULL);
 }
 
+/*
+ * Issue 11 item 4: a BatchReadBlobs call carries jobs of one deadline
+ * band, so its deadline (its shortest member's) is more than half of
+ * what any member has left: one nearly expired retry cannot fail a batch
+ * of fresh jobs.
+ */
+static void t_deadline_band(void)
+{
+	CHECK(grpc_deadline_band(1) != grpc_deadline_band(3));
+	CHECK(grpc_deadline_band(900) != grpc_deadline_band(60000));
+	CHECK_INT(grpc_deadline_band(1025), grpc_deadline_band(2048));
+	CHECK(grpc_deadline_band(1024) != grpc_deadline_band(1025));
+	for (int64_t a = 1; a < 70000; a += 37) {
+		for (int64_t b = a; b < 70000; b += 211) {
+			if (grpc_deadline_band(a) != grpc_deadline_band(b))
+				continue;
+			/* the call gets a; b must not have twice that or more */
+			if (2 * a <= b)
+				CHECK(!"a band holds two times that differ 2x");
+		}
+	}
+	CHECK(grpc_deadline_band(INT64_MAX) <= 64);
+}
+
 static void t_slow_past_deadline(void)
 {
 	fault_case("slow:8000", 2, -ETIMEDOUT, "DEADLINE_EXCEEDED");
@@ -482,6 +507,7 @@ const struct test grpc_backend_tests[] = {
 	{ "truncate_always_fails", t_truncate_always },
 	{ "rst_resumes", t_rst_resumes },
 	{ "goaway", t_goaway },
+	{ "deadline_band", t_deadline_band },
 	{ "slow_past_deadline", t_slow_past_deadline },
 	{ "unavailable_retry_after", t_unavailable_retry_after },
 	{ "exhausted", t_exhausted },
