@@ -16,6 +16,7 @@ struct centry {
 	uint8_t d[CASFS_SHA256_LEN];
 	uint64_t size;
 	int64_t mtime_ns;		/* only used to order the initial scan */
+	uint64_t used_ms;		/* mono_ms() of its last put; 0: scanned */
 	struct centry *prev, *next;	/* LRU: head = oldest */
 	struct centry *hnext;
 };
@@ -105,6 +106,7 @@ static int index_put(struct cache *c, const uint8_t *d, uint64_t size)
 		c->total -= e->size;
 		e->size = size;
 		c->total += size;
+		e->used_ms = mono_ms();
 		lru_unlink(c, e);
 		lru_append(c, e);
 		return 0;
@@ -116,6 +118,7 @@ static int index_put(struct cache *c, const uint8_t *d, uint64_t size)
 		return -ENOMEM;
 	memcpy(e->d, d, CASFS_SHA256_LEN);
 	e->size = size;
+	e->used_ms = mono_ms();
 	s = hslot(c, d);
 	e->hnext = c->tab[s];
 	c->tab[s] = e;
@@ -312,8 +315,11 @@ static int scan_blobs(struct cache *c)
 	}
 	if (n)
 		qsort(v, n, sizeof(*v), cmp_mtime);
-	for (size_t i = 0; i < n && !err; i++)
+	for (size_t i = 0; i < n && !err; i++) {
 		err = index_put(c, v[i]->d, v[i]->size);
+		if (!err)	/* found on disk: no reader is waiting for it */
+			c->tail->used_ms = 0;
+	}
 out:
 	for (size_t i = 0; i < n; i++)
 		free(v[i]);
@@ -430,15 +436,31 @@ int cache_lookup(struct cache *c, const uint8_t d[CASFS_SHA256_LEN], uint64_t si
 	return 1;
 }
 
+/*
+ * A blob published (or looked up) this recently has a DONE on its way to
+ * the kernel, or a reader about to open it: deleting it now makes that
+ * reader fetch it again (kmod/cas.c). So eviction stops at the first
+ * entry this young (the LRU list is in use order), letting the cache run
+ * over its bound by what arrived in the last CACHE_GRACE_MS, up to half
+ * the bound again, past which it evicts regardless.
+ */
+#define CACHE_GRACE_MS 2000
+
 void cache_evict_to(struct cache *c, uint64_t target, const uint8_t *pinned)
 {
 	struct centry *e = c->head, *n;
 	char hex[HEX_LEN + 1];
+	uint64_t now = mono_ms();
 
 	for (; e && c->total > target; e = n) {
 		n = e->next;
 		if (pinned && !memcmp(e->d, pinned, CASFS_SHA256_LEN))
 			continue;
+		if (e->used_ms && now - e->used_ms < CACHE_GRACE_MS &&
+		    c->total <= c->max + c->max / 2) {
+			stats.evictions_deferred++;
+			break;
+		}
 		hex_encode(e->d, hex);
 		if (unlinkat(c->blobs_fd, hex, 0) < 0 && errno != ENOENT) {
 			log_warn("evict %s: %s", hex, strerror(errno));

@@ -103,6 +103,7 @@ size_t stats_format(char *buf, size_t len)
 		     "cache_max_bytes %llu\n"
 		     "evictions %llu\n"
 		     "evicted_bytes %llu\n"
+		     "evictions_deferred %llu\n"
 		     "latency_count %llu\n"
 		     "latency_avg_ms %s\n"
 		     "latency_p50_ms %s\n"
@@ -117,7 +118,8 @@ size_t stats_format(char *buf, size_t len)
 		     U(stats.done_failed), U(stats.malformed), U(stats.inflight),
 		     U(stats.queued), U(stats.cache_bytes), U(stats.cache_blobs),
 		     U(stats.cache_max_bytes), U(stats.evictions),
-		     U(stats.evicted_bytes), U(stats.lat_count), avg, p50, p90, p99);
+		     U(stats.evicted_bytes), U(stats.evictions_deferred),
+		     U(stats.lat_count), avg, p50, p90, p99);
 #undef U
 	if (n < 0)
 		return 0;

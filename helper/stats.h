@@ -30,6 +30,7 @@ struct helper_stats {
 	uint64_t err_other;
 	uint64_t evictions;
 	uint64_t evicted_bytes;
+	uint64_t evictions_deferred;	/* stopped at a blob in its grace time */
 	uint64_t done_sent;
 	uint64_t done_failed;
 	uint64_t malformed;	/* netlink messages ignored */

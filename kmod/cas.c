@@ -117,19 +117,20 @@ static struct file *casfs_blob_open_present(struct inode *inode)
 }
 
 /*
- * The blob of a CAS-backed inode, opened read-only, fetched first if it
- * is missing. May sleep for up to the mount's timeout; killable.
+ * How many times a blob is fetched for one open when the helper reports
+ * it fetched but it is gone by the time we look: the helper's eviction
+ * may delete a blob between its DONE and our open when the cache bound
+ * is small against the blobs in flight. Each round is a new fetch, so a
+ * cache that cannot hold one blob still ends in EIO, not a loop.
  */
-struct file *casfs_cas_blob(struct inode *inode)
+#define CASFS_FETCH_ROUNDS	3
+
+/* One fetch round: ask the helper, wait, then open what it published. */
+static struct file *casfs_cas_fetch_open(struct inode *inode)
 {
 	struct casfs_sb_info *sbi = CASFS_SB(inode->i_sb);
 	struct casfs_inode_info *ci = CASFS_I(inode);
-	struct file *blob;
 	int err, status;
-
-	blob = casfs_blob_open_present(inode);
-	if (PTR_ERR(blob) != -ENOENT)
-		return blob;
 
 	err = casfs_fetch_wait(ci->cas_sha256, i_size_read(inode),
 			       sbi->opts.timeout * HZ, &status);
@@ -148,11 +149,28 @@ struct file *casfs_cas_blob(struct inode *inode)
 				    i_size_read(inode), status ? status : err);
 		return ERR_PTR(-EIO);
 	}
+	return casfs_blob_open_present(inode);	/* -ENOENT: evicted already */
+}
+
+/*
+ * The blob of a CAS-backed inode, opened read-only, fetched first if it
+ * is missing. May sleep for up to the mount's timeout per round; killable.
+ */
+struct file *casfs_cas_blob(struct inode *inode)
+{
+	struct casfs_inode_info *ci = CASFS_I(inode);
+	struct file *blob;
+	int round;
+
 	blob = casfs_blob_open_present(inode);
-	if (PTR_ERR(blob) == -ENOENT) {
-		pr_warn_ratelimited("casfs: blob %*phN: helper reported it fetched, but it is not in the cache\n",
-				    CASFS_SHA256_LEN, ci->cas_sha256);
-		return ERR_PTR(-EIO);
+	for (round = 0; PTR_ERR(blob) == -ENOENT; round++) {
+		if (round == CASFS_FETCH_ROUNDS) {
+			pr_warn_ratelimited("casfs: blob %*phN: helper reported it fetched %d times, but it is not in the cache\n",
+					    CASFS_SHA256_LEN, ci->cas_sha256,
+					    CASFS_FETCH_ROUNDS);
+			return ERR_PTR(-EIO);
+		}
+		blob = casfs_cas_fetch_open(inode);
 	}
 	return blob;
 }

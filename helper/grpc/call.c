@@ -404,10 +404,12 @@ void grpc_call_cancel(struct grpc_call *call)
 
 /* ---------------------------------------------------------- deadlines */
 
-static void expire_one(struct grpc_call *call)
+static void expire_one(struct grpc_call *call, int64_t now)
 {
-	if (call->state == CALL_ACTIVE)
+	if (call->state == CALL_ACTIVE) {
+		transport_call_expired(call->t, now);
 		reset_stream(call, NGHTTP2_CANCEL);
+	}
 	else
 		glist_del(&call->link);
 	finish(call, GRPC_DEADLINE_EXCEEDED, true, "deadline exceeded%s",
@@ -423,7 +425,7 @@ static void expire_list(struct glist *h, int64_t now)
 
 		next = e->next;
 		if (call->deadline && now >= call->deadline)
-			expire_one(call);
+			expire_one(call, now);
 	}
 }
 
@@ -659,6 +661,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	struct grpc_call *call;
 
 	(void)s;
+	transport_frame_seen(t, f->hd.type, f->hd.flags);
 	switch (f->hd.type) {
 	case NGHTTP2_SETTINGS:
 		t->got_settings = true;

@@ -36,6 +36,21 @@
 
 #define DEFAULT_WINDOW (16u * 1024 * 1024)
 #define DEFAULT_CONNECT_MS 20000
+#define DEFAULT_KEEPALIVE_MS 5000
+#define DEFAULT_PING_TIMEOUT_MS 5000
+#define MAX_PING_INTERVAL_MS (5 * 60 * 1000)
+#define DEFAULT_CONNECTIONS 2
+/*
+ * Unacknowledged data older than this kills the TCP connection (the
+ * kernel's default is ~15 min of retransmits): long enough for a
+ * congested link's retransmits, far too short to stall a build.
+ */
+#define TCP_USER_TIMEOUT_MS 20000
+/* Reconnect backoff after a failed connect: 100 ms doubling to 5 s. */
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 5000
+/* Calls on one transport hitting their deadline, nothing heard between. */
+#define SILENT_EXPIRIES_MAX 2
 #define OUT_HIGH 65536		/* refill the socket buffer up to this */
 #define READ_CHUNK 65536
 #define READS_PER_STEP 256	/* then yield to other fds (and wake) */
@@ -308,6 +323,14 @@ struct grpc_conn *grpc_conn_new(const struct grpc_conn_opts *o, char *err,
 		c->o.connect_timeout_ms = DEFAULT_CONNECT_MS;
 	if (c->o.transparent_retries < 0)
 		c->o.transparent_retries = 1;
+	if (!c->o.keepalive_ms)
+		c->o.keepalive_ms = DEFAULT_KEEPALIVE_MS;
+	if (c->o.ping_timeout_ms <= 0)
+		c->o.ping_timeout_ms = DEFAULT_PING_TIMEOUT_MS;
+	if (!c->o.connections)
+		c->o.connections = DEFAULT_CONNECTIONS;
+	if (c->o.connections > 16)
+		c->o.connections = 16;
 	if (parse_url(c, c->url, err, errlen))
 		goto bad;
 	c->server_name = strdup(o->tls_server_name ? o->tls_server_name : c->host);
@@ -385,6 +408,7 @@ void grpc_conn_get_stats(const struct grpc_conn *c, struct grpc_conn_stats *s)
 
 static void transport_fail(struct transport *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+static void connect_backoff(struct grpc_conn *c, const char *why);
 
 static void set_events(struct transport *t, uint32_t events)
 {
@@ -443,6 +467,7 @@ static void transport_fail(struct transport *t, const char *fmt, ...)
 	if (connecting) {
 		c->stats.connect_failures++;
 		grpc_log(c, GRPC_LOG_WARN, "%s: %s", c->url, t->why);
+		connect_backoff(c, t->why);
 		calls_fail_queued(c, t->why);
 	} else {
 		if (t->ncalls)
@@ -454,6 +479,98 @@ static void transport_fail(struct transport *t, const char *fmt, ...)
 				 c->url, t->why);
 		call_transport_failed(t, t->why);
 	}
+}
+
+/*
+ * A connect failed: the next one waits a backoff (with jitter, so many
+ * helpers do not reconnect in step), and calls meanwhile fail at once
+ * with what went wrong, for their callers' own retry policy.
+ */
+static void connect_backoff(struct grpc_conn *c, const char *why)
+{
+	int ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_FIRST_MS;
+
+	if (ms > BACKOFF_MAX_MS)
+		ms = BACKOFF_MAX_MS;
+	c->backoff_ms = ms;
+	ms = ms * 4 / 5 + (int)((unsigned)random() % (unsigned)(ms * 2 / 5 + 1));
+	c->retry_at = grpc_now_ns() + (int64_t)ms * 1000000;
+	snprintf(c->last_fail, sizeof(c->last_fail), "%s", why);
+}
+
+void transport_frame_seen(struct transport *t, uint8_t type, uint8_t flags)
+{
+	int64_t now = grpc_now_ns();
+
+	if (type == NGHTTP2_SETTINGS && !t->got_settings)
+		t->conn->backoff_ms = 0;	/* a server that speaks HTTP/2 */
+	if (type != NGHTTP2_PING) {
+		t->last_frame = now;
+		t->ping_interval = (int64_t)t->conn->o.keepalive_ms * 1000000;
+	} else if ((flags & NGHTTP2_FLAG_ACK) && t->ping_sent) {
+		/* Only PINGs answered since ours went out: back off. */
+		if (t->last_frame < t->ping_sent &&
+		    t->ping_interval < (int64_t)MAX_PING_INTERVAL_MS * 1000000 / 2)
+			t->ping_interval *= 2;
+		t->ping_sent = 0;
+	}
+}
+
+void transport_call_expired(struct transport *t, int64_t now)
+{
+	if (t->last_recv > t->last_expiry)
+		t->silent_expiries = 0;
+	t->silent_expiries++;
+	t->last_expiry = now;
+	if (t->silent_expiries >= SILENT_EXPIRIES_MAX && t->state == TP_READY) {
+		grpc_log(t->conn, GRPC_LOG_WARN,
+			 "%s: %u calls timed out with nothing from the server: "
+			 "no new calls on this connection", t->conn->url,
+			 t->silent_expiries);
+		t->conn->stats.dead_transports++;
+		t->state = TP_DRAINING;
+		conn_wake(t->conn);
+	}
+}
+
+/*
+ * Is the server still there? A PING after keepalive_ms of silence with
+ * calls waiting; no byte within ping_timeout_ms of it fails the
+ * transport. Returns the next time this needs a look (ns), or 0.
+ */
+static int64_t live_check(struct transport *t, int64_t now)
+{
+	struct grpc_conn *c = t->conn;
+	int64_t timeout = (int64_t)c->o.ping_timeout_ms * 1000000;
+	int64_t idle_since = t->last_recv;
+
+	if (c->o.keepalive_ms < 0 || !t->got_settings ||
+	    (t->state != TP_READY && t->state != TP_DRAINING))
+		return 0;
+	if (t->ping_sent && t->last_recv < t->ping_sent) {
+		if (now - t->ping_sent >= timeout) {
+			c->stats.dead_transports++;
+			transport_fail(t, "no answer to a PING within %d ms",
+				       c->o.ping_timeout_ms);
+			return 0;
+		}
+		return t->ping_sent + timeout;
+	}
+	if (!t->ncalls)
+		return 0;
+	if (t->ping_sent)	/* bytes came, but no ACK yet: still alive */
+		idle_since = t->ping_sent > idle_since ? t->ping_sent : idle_since;
+	if (now - idle_since < t->ping_interval)
+		return idle_since + t->ping_interval;
+	if (nghttp2_submit_ping(t->h2, NGHTTP2_FLAG_NONE, NULL)) {
+		transport_fail(t, "HTTP/2: cannot send a PING");
+		return 0;
+	}
+	c->stats.pings++;
+	t->ping_sent = now;
+	grpc_log(c, GRPC_LOG_DEBUG, "%s: PING after %lld ms of silence", c->url,
+		 (long long)((now - t->last_recv) / 1000000));
+	return now + timeout;
 }
 
 void transport_call_gone(struct transport *t)
@@ -517,6 +634,8 @@ static int session_start(struct transport *t)
 	if (rv)
 		return -1;
 	t->state = TP_READY;
+	t->last_recv = t->last_frame = grpc_now_ns();
+	t->ping_interval = (int64_t)c->o.keepalive_ms * 1000000;
 	grpc_log(c, GRPC_LOG_DEBUG, "%s: HTTP/2 session up", c->url);
 	conn_wake(c);
 	return 0;
@@ -674,7 +793,7 @@ static void connected(struct transport *t)
 	struct grpc_conn *c = t->conn;
 	int one = 1;
 
-	int idle = 30, intvl = 10, cnt = 3;
+	int idle = 30, intvl = 10, cnt = 3, user_timeout = TCP_USER_TIMEOUT_MS;
 
 	if (!c->unix_path) {
 		setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -683,6 +802,8 @@ static void connected(struct transport *t)
 		setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
 		setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
 		setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+		setsockopt(t->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
+			   sizeof(user_timeout));
 	}
 	if (!c->tls) {
 		if (session_start(t))
@@ -815,6 +936,7 @@ static void transport_read(struct transport *t)
 			return;
 		}
 		t->conn->stats.bytes_recv += (uint64_t)n;
+		t->last_recv = grpc_now_ns();
 		if (!t->ssl) {
 			ssize_t r = nghttp2_session_mem_recv(t->h2, buf, (size_t)n);
 
@@ -898,35 +1020,64 @@ static void transport_io(struct transport *t, uint32_t ev)
 
 /* ------------------------------------------------------------- step */
 
-/* The transport new calls go to, connecting one if needed. */
+/* The ready transport with the fewest calls, or NULL. */
+static struct transport *least_busy(struct grpc_conn *c)
+{
+	struct transport *best = NULL;
+	struct glist *e;
+
+	for (e = c->transports.next; e != &c->transports; e = e->next) {
+		struct transport *t = glist_entry(e, struct transport, link);
+
+		if (t->state == TP_READY && (!best || t->ncalls < best->ncalls))
+			best = t;
+	}
+	return best;
+}
+
+/*
+ * Hand queued calls to the least busy ready transports, and connect
+ * another while there are fewer than o.connections and every ready one
+ * is busy (or none is ready and none is connecting). After a failed
+ * connect, within its backoff, queued calls fail at once instead.
+ */
 static void start_queued(struct grpc_conn *c)
 {
-	struct transport *ready = NULL;
-	bool pending = false;
+	unsigned usable = 0, connecting = 0, idle = 0;
+	struct transport *t;
 	struct glist *e;
 
 	if (glist_empty(&c->queued))
 		return;
-	for (e = c->transports.prev; e != &c->transports; e = e->prev) {
-		struct transport *t = glist_entry(e, struct transport, link);
-
+	for (e = c->transports.next; e != &c->transports; e = e->next) {
+		t = glist_entry(e, struct transport, link);
 		if (t->state == TP_READY) {
-			ready = t;
-			break;
+			usable++;
+			idle += !t->ncalls;
+		} else if (t->state == TP_CONNECTING || t->state == TP_TLS) {
+			usable++;
+			connecting++;
 		}
-		if (t->state == TP_CONNECTING || t->state == TP_TLS)
-			pending = true;
 	}
-	if (!ready) {
-		if (!pending && !transport_new(c))
-			calls_fail_queued(c, "out of memory");
+	if (!usable && grpc_now_ns() < c->retry_at) {
+		char why[320];
+
+		snprintf(why, sizeof(why), "%s (reconnecting in %lld ms)",
+			 c->last_fail,
+			 (long long)((c->retry_at - grpc_now_ns()) / 1000000 + 1));
+		calls_fail_queued(c, why);
 		return;
 	}
-	while (!glist_empty(&c->queued) && ready->state == TP_READY) {
+	if (usable < c->o.connections && !connecting && !idle &&
+	    !transport_new(c) && !usable) {
+		calls_fail_queued(c, "out of memory");
+		return;
+	}
+	while (!glist_empty(&c->queued) && (t = least_busy(c))) {
 		struct grpc_call *call = glist_entry(c->queued.next,
 						     struct grpc_call, link);
 
-		if (call_submit(ready, call) < 0)
+		if (call_submit(t, call) < 0)
 			break;	/* stays queued; retried on the next step */
 	}
 }
@@ -944,6 +1095,13 @@ static void arm_timer(struct grpc_conn *c)
 		     (!t->got_settings && t->state != TP_DEAD)) &&
 		    (!next || t->connect_deadline < next))
 			next = t->connect_deadline;
+	}
+	for (e = c->transports.next; e != &c->transports; e = e->next) {
+		struct transport *t = glist_entry(e, struct transport, link);
+
+		if (t->live_next && t->state != TP_DEAD &&
+		    (!next || t->live_next < next))
+			next = t->live_next;
 	}
 	if (next == c->timer_armed)
 		return;
@@ -1008,6 +1166,12 @@ int grpc_conn_step(struct grpc_conn *c)
 	}
 	calls_expire(c, now);
 	start_queued(c);
+	/* After start_queued: a call just sent counts as one waiting. */
+	for (e = c->transports.next; e != &c->transports; e = e->next) {
+		struct transport *t = glist_entry(e, struct transport, link);
+
+		t->live_next = live_check(t, now);
+	}
 	for (e = c->transports.next; e != &c->transports; e = e->next) {
 		struct transport *t = glist_entry(e, struct transport, link);
 
@@ -1023,7 +1187,7 @@ int grpc_conn_step(struct grpc_conn *c)
 				       t->goaway ? " after GOAWAY" : "");
 		else if (t->state == TP_DRAINING && !t->ncalls &&
 			 t->out_off == t->out_len)
-			transport_fail(t, "drained after GOAWAY");
+			transport_fail(t, "drained (after GOAWAY, or calls timing out)");
 	}
 	for (e = c->transports.next; e != &c->transports; e = next) {
 		struct transport *t = glist_entry(e, struct transport, link);

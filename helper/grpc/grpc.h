@@ -182,6 +182,27 @@ struct grpc_conn_opts {
 	 * status.unprocessed; -1: default 1, 0: never.
 	 */
 	int transparent_retries;
+	/*
+	 * Liveness. A transport with calls on it that has received nothing
+	 * for keepalive_ms is sent an HTTP/2 PING; if no byte at all arrives
+	 * within ping_timeout_ms of it, the server is taken for dead (it may
+	 * be stopped, or its host gone, with no reset ever coming): the
+	 * transport is closed, its calls fail with UNAVAILABLE (transport
+	 * set), and the next call connects anew. 0: 5 s each; keepalive_ms
+	 * -1: no PINGs. While only PING answers arrive, the interval doubles
+	 * (up to 5 min): gRPC servers answer a client that keeps pinging a
+	 * silent connection more than about every 5 min with GOAWAY
+	 * ENHANCE_YOUR_CALM, and any other frame from them resets it.
+	 * TCP_USER_TIMEOUT (20 s) bounds unacknowledged data the same way.
+	 */
+	int keepalive_ms;
+	int ping_timeout_ms;
+	/*
+	 * HTTP/2 connections to keep to the server, each call going to the
+	 * least busy; a second one opens only while the first has calls on
+	 * it, so a one-call tool keeps one. 0: 2.
+	 */
+	unsigned connections;
 	void (*log)(void *ud, int level, const char *msg);
 	void *log_ud;
 };
@@ -213,6 +234,8 @@ struct grpc_conn_stats {
 	uint64_t goaways;	/* GOAWAY frames received */
 	uint64_t calls_started, calls_ok, calls_failed;
 	uint64_t retries;	/* transparent retries */
+	uint64_t pings;		/* liveness PINGs sent */
+	uint64_t dead_transports; /* closed: no answer to a PING, or calls timing out */
 	uint64_t bytes_sent, bytes_recv;	/* on the socket */
 	unsigned active_calls;
 	unsigned transports;	/* open, including draining ones */

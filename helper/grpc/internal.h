@@ -68,6 +68,14 @@ struct transport {
 	size_t out_off, out_len, out_cap;
 	bool write_blocked;		/* send() said EAGAIN */
 	bool got_settings;		/* the server has spoken HTTP/2 */
+	/* liveness (conn.c, live_check) */
+	int64_t last_recv;		/* ns: the last byte from the server */
+	int64_t last_frame;		/* ns: the last frame other than a PING */
+	int64_t ping_sent;		/* ns: our PING waiting for any byte; 0: none */
+	int64_t ping_interval;		/* ns: silence before the next PING */
+	int64_t last_expiry;		/* ns: a call of ours last hit its deadline */
+	unsigned silent_expiries;	/* deadlines hit with nothing received between */
+	int64_t live_next;		/* ns: live_check() wants another look; 0: no */
 	bool goaway;
 	int32_t goaway_last_id;
 	uint32_t goaway_error;
@@ -142,6 +150,11 @@ struct grpc_conn {
 	struct glist queued;		/* calls waiting for a transport */
 	struct glist done;		/* calls whose on_done is pending */
 	struct grpc_conn_stats stats;
+	/* After a failed connect, no new one before retry_at (ns): calls
+	 * fail fast meanwhile, and a dead server is not hammered. */
+	int64_t retry_at;
+	int backoff_ms;			/* 0 after a connect that worked */
+	char last_fail[256];
 	bool in_step;
 };
 
@@ -168,6 +181,11 @@ void call_free(struct grpc_call *call);
 
 /* conn.c, used by call.c */
 void transport_call_gone(struct transport *t);
+/* A frame arrived (PING ACKs included); liveness bookkeeping. */
+void transport_frame_seen(struct transport *t, uint8_t type, uint8_t flags);
+/* A call on t hit its deadline (transports whose calls keep timing out
+ * with nothing heard from the server take no new calls). */
+void transport_call_expired(struct transport *t, int64_t now);
 void transport_goaway(struct transport *t, int32_t last_id, uint32_t error,
 		      const uint8_t *data, size_t len);
 

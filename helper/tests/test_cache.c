@@ -235,6 +235,43 @@ static void t_evicts_at_open(void)
 	cache_close(c);
 }
 
+/*
+ * Issue 11 item 6: a blob just published has its DONE on the way and a
+ * reader about to open it, so eviction leaves blobs younger than the
+ * grace time alone, until the cache is 1.5 times its bound.
+ */
+static void t_grace_for_new_blobs(void)
+{
+	const char *dir = t_tmpdir();
+	struct cache *c;
+	uint8_t d[7][32];
+
+	REQUIRE(cache_open(&c, dir, 300, 0) == 0);
+	stats.evictions = stats.evictions_deferred = 0;
+	for (int i = 0; i < 4; i++) {
+		put_blob(dir, 40 + i, 100, 1000 + i, d[i]);
+		cache_published(c, d[i], 100);
+	}
+	/* 400 > 300, but every blob is in its grace time (and 400 <= 450) */
+	CHECK_INT(cache_count(c), 4);
+	CHECK_INT(stats.evictions, 0);
+	CHECK(stats.evictions_deferred > 0);
+	for (int i = 0; i < 4; i++)
+		CHECK(blob_exists(dir, d[i]));
+	for (int i = 4; i < 7; i++) {
+		put_blob(dir, 40 + i, 100, 1000 + i, d[i]);
+		cache_published(c, d[i], 100);
+	}
+	/* each publish past 450 = 1.5 x 300 makes the oldest go regardless */
+	CHECK_INT(cache_total_bytes(c), 400);
+	for (int i = 0; i < 3; i++)
+		CHECK(!blob_exists(dir, d[i]));
+	for (int i = 3; i < 7; i++)
+		CHECK(blob_exists(dir, d[i]));
+	CHECK_INT(stats.evictions, 3);
+	cache_close(c);
+}
+
 static void t_many_entries(void)
 {
 	/* exercise the index growing */
@@ -267,6 +304,7 @@ const struct test cache_tests[] = {
 	{ "lru_eviction_order", t_lru_order },
 	{ "pinned_never_evicted", t_pinned_never_evicted },
 	{ "evicts_at_open", t_evicts_at_open },
+	{ "grace_for_new_blobs", t_grace_for_new_blobs },
 	{ "many_entries", t_many_entries },
 	{ NULL, NULL },
 };

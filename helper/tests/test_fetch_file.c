@@ -268,12 +268,13 @@ static void t_eviction_through_engine(void)
 		CHECK_INT(fetch_submit(v.e, d[i], 10000, t_cb, &v.r, (uint64_t)i), 0);
 		CHECK_INT(t_drain(v.e, 5000), 0);
 		CHECK_INT(v.r.status[i], 0);
-		CHECK(cache_total_bytes(v.c) <= 25000);
+		/* just published, so in their grace time: up to 1.5 x the bound */
+		CHECK(cache_total_bytes(v.c) <= 37500);
 	}
 	snprintf(blobs, sizeof(blobs), "%s/blobs", v.cache);
-	CHECK(t_count_dir(blobs) <= 2);
+	CHECK(t_count_dir(blobs) <= 3);
 	CHECK(t_cached_ok(v.cache, d[5], 10000, 205));	/* the newest stays */
-	CHECK(stats.evictions >= 4);
+	CHECK(stats.evictions >= 3);
 	teardown(&v);
 }
 

@@ -3,9 +3,10 @@
 # (run by helper/tests/run-vm.sh): staging (incl. >65536 entries in one
 # directory), reads before and after the helper starts, dedup, ENOENT and
 # EIO, prefetch, stats, helper restart, a second helper refused, the http
-# backend through nginx, --max-cache-bytes, and the netlink overrun path
+# backend through nginx, --max-cache-bytes, no EIO when eviction races
+# the readers (1000 blobs, a 64 KiB cache), and the netlink overrun path
 # (1000 pending FETCHes into a 32 KiB buffer, recovered by re-REGISTER).
-# timeout: 400
+# timeout: 500
 . "$CASFS_REPO/tests/lib/guest.sh"
 B=$CASFS_REPO/helper
 hp=
@@ -109,7 +110,43 @@ echo 3 >/proc/sys/vm/drop_caches
 for i in 1 2 3 4 5 6; do cmp "$MNT/d$((i % 2))/sub dir/file$i" /tmp/b$i || fail "lru content $i"; done
 total=$(du -cb "$CACHE"/blobs | tail -1 | cut -f1)
 echo "blobs total $total"
-[ "$total" -le 2500000 ] || fail "cache over its bound: $total"
+# Blobs in their 2 s grace time may hold it over the bound by up to half.
+[ "$total" -le 3750000 ] || fail "cache over 1.5 x its bound: $total"
+kill $hp; wait $hp || true; hp=
+
+step eviction race: 1000 x 4 KiB through a 64 KiB cache, 16 readers
+# Issue 11 item 6: with a bound this small against 16 blobs in flight,
+# eviction used to delete blobs between the helper's DONE and the
+# reader's open (about 5% of reads got EIO). Now none may fail.
+mkdir -p $CAS/cas
+python3 - $CAS/cas >/tmp/evr <<'PY'
+import hashlib, sys
+for i in range(1000):
+    b = (b"eviction race blob %d\n" % i).ljust(4096, b".")
+    h = hashlib.sha256(b).hexdigest()
+    open(sys.argv[1] + "/" + h, "wb").write(b)
+    print(h, len(b), "0644", "evr/f%04d" % i)
+PY
+$B/casfsctl stage "$MNT" /tmp/evr
+rm -f "$CACHE"/blobs/*
+dmesg -C
+$B/casfs-helper --cas file://$CAS --cache "$CACHE" --stats-file /run/evr.stats \
+	--max-cache-bytes 65536 --jobs 16 &
+hp=$!
+# casfsctl prefetch: 16 threads, each opening and reading one byte of a
+# file (a fork per file would take minutes under TCG).
+$B/casfsctl prefetch --jobs 16 "$MNT/evr" >/tmp/evr.out 2>&1 || true
+sleep 1.2
+grep -E "^(fetches|evictions|evictions_deferred) " /run/evr.stats
+cat /tmp/evr.out
+got=$(awk '/^prefetched/ { print $2 }' /tmp/evr.out)
+note "eviction race: ${got:-0} of 1000 reads ok; kernel gave up: $(dmesg | grep -c 'fetched 3 times' || true)"
+[ "$got" = 1000 ] || fail "$((1000 - ${got:-0})) reads failed under eviction"
+for f in f0000 f0500 f0999; do
+	n=${f#f}; n=$((10#$n))
+	s=$(head -c 30 "$MNT/evr/$f")
+	[[ $s == "eviction race blob $n"$'\n'* ]] || fail "content of evr/$f"
+done
 kill $hp; wait $hp || true; hp=
 
 step overrun: 1000 readers pending before REGISTER, 32 KiB netlink buffer

@@ -27,6 +27,8 @@ struct kconn {
 	struct { int32_t id; uint8_t buf[4096]; size_t len; } st[64];
 };
 
+static void pump_pings(struct kconn *k, int ms);
+
 static void msleep(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
@@ -369,6 +371,14 @@ static void respond(struct kconn *k, int32_t sid, const uint8_t *req, size_t len
 	} else if (IS("hang-headers")) {
 		headers_ok(k, sid, NULL, NULL);
 		msg(k, sid, "one", 3, false);
+	} else if (IS("freeze")) {
+		atomic_store(&k->s->frozen, true);
+	} else if (!strncmp(sc, "pinged:", 7)) {
+		/* A slow answer from a live server: PINGs answered meanwhile. */
+		headers_ok(k, sid, NULL, NULL);
+		pump_pings(k, atoi(sc + 7));
+		msg(k, sid, "late", 4, false);
+		trailers(k, sid, "0", NULL);
 	} else if (IS("close")) {
 		headers_ok(k, sid, NULL, NULL);
 		data(k, sid, "\0\0\0\0\x0a" "abc", 8, false);
@@ -398,6 +408,10 @@ static int rd(struct kconn *k, void *p, size_t n)
 
 		if (atomic_load(&k->s->stop) || k->closed)
 			return -1;
+		if (atomic_load(&k->s->frozen)) {
+			msleep(10);
+			continue;
+		}
 		if (poll(&pf, 1, 50) <= 0)
 			continue;
 		r = recv(k->fd, b, n, 0);
@@ -407,6 +421,36 @@ static int rd(struct kconn *k, void *p, size_t n)
 		n -= (size_t)r;
 	}
 	return 0;
+}
+
+/* For ms: read frames, answering PINGs (and ignoring the rest). */
+static void pump_pings(struct kconn *k, int ms)
+{
+	struct timespec t0, t1;
+	uint8_t h[9], p[256];
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd pf = { .fd = k->fd, .events = POLLIN };
+		long el;
+		size_t len;
+
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+		if (el >= ms || atomic_load(&k->s->stop))
+			return;
+		if (poll(&pf, 1, (int)(ms - el)) <= 0)
+			continue;
+		if (rd(k, h, 9))
+			return;
+		len = (size_t)h[0] << 16 | (size_t)h[1] << 8 | h[2];
+		if (len > sizeof(p) || rd(k, p, len))
+			return;	/* not expected while a call is pending */
+		if (h[3] == F_PING && !(h[4] & ACK)) {
+			atomic_fetch_add(&k->s->pings, 1);
+			frame(k, F_PING, ACK, 0, p, len);
+		}
+	}
 }
 
 static void serve(struct rawsrv *s, int fd)
@@ -446,8 +490,10 @@ static void serve(struct rawsrv *s, int fd)
 				frame(k, F_SETTINGS, ACK, 0, NULL, 0);
 			break;
 		case F_PING:
-			if (!(flags & ACK))
+			if (!(flags & ACK)) {
+				atomic_fetch_add(&s->pings, 1);
 				frame(k, F_PING, ACK, 0, p, len);
+			}
 			break;
 		case F_RST:
 			atomic_fetch_add(&s->rst_seen, 1);

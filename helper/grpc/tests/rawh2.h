@@ -3,7 +3,7 @@
  * A deliberately misbehaving HTTP/2 "gRPC server" for the tests: it
  * speaks just enough HTTP/2 by hand (HPACK literals, no Huffman) to send
  * whatever frames a scenario needs. The scenario is the request message
- * itself, e.g. "rst-mid" or "echo:hello".
+ * itself, e.g. "rst-mid", "echo:hello", "freeze" or "pinged:1500".
  */
 #ifndef CASFS_GRPC_RAWH2_H
 #define CASFS_GRPC_RAWH2_H
@@ -23,6 +23,10 @@ struct rawsrv {
 	atomic_int rst_seen;	/* RST_STREAM frames from the client */
 	atomic_int once;	/* for the "-once" scenarios */
 	atomic_int max_concurrent; /* announced in SETTINGS (0: none) */
+	/* Set by the "freeze" scenario: connections neither read nor
+	 * write (a stopped process; the kernel still ACKs TCP). */
+	atomic_bool frozen;
+	atomic_int pings;	/* PING frames from the client */
 };
 
 int rawsrv_start(struct rawsrv *s, bool mute);

@@ -427,6 +427,83 @@ static void t_echo(void)
 	grpc_status_free(&st);
 }
 
+/*
+ * o.connections: a call that arrives while every ready transport is busy
+ * opens another (up to the limit) and later calls go to the least busy
+ * one; calls one at a time keep one transport.
+ */
+struct wave_call {
+	bool done;
+	int code;
+};
+
+static void wave_done(void *ud, const struct grpc_status *st)
+{
+	struct wave_call *w = ud;
+
+	w->done = true;
+	w->code = st->code;
+}
+
+static void wave(struct grpc_conn *c, struct wave_call *w, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct grpc_call_opts o = {
+			.method = SVC "Slow", .req = "600", .req_len = 3,
+			.timeout_ms = 5000, .on_done = wave_done, .ud = &w[i],
+		};
+
+		REQUIRE(grpc_call_start(c, &o));
+	}
+	for (int k = 0; k < 10; k++)
+		grpc_conn_wait(c, 20);
+}
+
+static void t_connections(void)
+{
+	struct grpc_conn_opts o = { 0 };
+	struct grpc_server_stats ss0, ss;
+	struct grpc_conn_stats cs;
+	struct wave_call w[6] = { 0 };
+	struct grpc_status st = { 0 };
+	char url[64], err[256];
+	struct grpc_conn *c;
+	uint8_t *resp;
+	size_t n;
+	int done = 0;
+
+	snprintf(url, sizeof(url), "grpc://127.0.0.1:%d", srv.port);
+	o.url = url;
+	o.connections = 3;
+	c = grpc_conn_new(&o, err, sizeof(err));
+	REQUIRE(c);
+	grpc_server_get_stats(srv.s, &ss0);
+	for (int i = 0; i < 3; i++) {
+		CHECK_INT(unary(c, SVC "Echo", "x", 1, 2000, &resp, &n, &st), GRPC_OK);
+		free(resp);
+		grpc_status_free(&st);
+	}
+	grpc_conn_get_stats(c, &cs);
+	CHECK_INT(cs.connects, 1);	/* one at a time: one transport */
+	wave(c, &w[0], 2);		/* on the first, which is busy now */
+	wave(c, &w[2], 2);		/* so a second one opens */
+	grpc_conn_get_stats(c, &cs);
+	CHECK_INT(cs.transports, 2);
+	wave(c, &w[4], 2);		/* the second is idle: no third */
+	grpc_conn_get_stats(c, &cs);
+	CHECK_INT(cs.transports, 2);
+	for (int k = 0; k < 300 && done < 6; k++) {
+		grpc_conn_wait(c, 20);
+		done = 0;
+		for (int i = 0; i < 6; i++)
+			done += w[i].done && w[i].code == GRPC_OK;
+	}
+	CHECK_INT(done, 6);
+	grpc_server_get_stats(srv.s, &ss);
+	CHECK_INT(ss.conns_accepted - ss0.conns_accepted, 2);
+	grpc_conn_free(c);
+}
+
 static void t_unix_echo(void)
 {
 	static const uint8_t req[] = { 0, 0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o' };
@@ -1108,6 +1185,7 @@ static void t_stats(void)
 
 static const struct test tests[] = {
 	{ "echo", t_echo },
+	{ "connections", t_connections },
 	{ "unix_echo", t_unix_echo },
 	{ "unix_client", t_unix_client },
 	{ "unix_socket_mode", t_unix_socket_mode },
