@@ -51,6 +51,15 @@
 #define BACKOFF_MAX_MS 5000
 /* Calls on one transport hitting their deadline, nothing heard between. */
 #define SILENT_EXPIRIES_MAX 2
+/*
+ * When more addresses remain, a TCP connect not done within this (or the
+ * connect timeout, if shorter) moves on to the next address: a dead first
+ * address (typically an AAAA record with IPv6 broken on the way) must not
+ * use up the whole connect timeout. 5 s is many round trips even across
+ * the world, and lets a lossy but live path get two SYN retransmits
+ * (Linux resends after 1 s and 3 s). The last address gets it all.
+ */
+#define ADDR_CONNECT_MS 5000
 #define OUT_HIGH 65536		/* refill the socket buffer up to this */
 #define READ_CHUNK 65536
 #define READS_PER_STEP 256	/* then yield to other fds (and wake) */
@@ -436,12 +445,14 @@ static void transport_destroy(struct transport *t)
 {
 	glist_del(&t->link);
 	transport_close_fd(t);
+	/* A lookup still running: its thread frees the late answer. */
+	resolve_drop(t->res, t->conn->epfd);
 	if (t->h2)
 		nghttp2_session_del(t->h2);
 	if (t->ssl)
 		SSL_free(t->ssl);	/* frees the BIOs too */
 	if (t->ai)
-		freeaddrinfo(t->ai);
+		t->ai_free(t->ai);
 	free(t->out);
 	free(t);
 }
@@ -835,20 +846,57 @@ static void connected(struct transport *t)
 	tls_handshake(t);
 }
 
-/* Try the next address; fails the transport when none is left. */
+/* Log giving up the address being tried (numerically) and why. */
+static void give_up_addr(struct transport *t, const char *why)
+{
+	struct grpc_conn *c = t->conn;
+	const struct addrinfo *a = t->ai_cur;
+	char host[NI_MAXHOST], serv[NI_MAXSERV], name[NI_MAXHOST + NI_MAXSERV + 4];
+
+	t->ai_cur = NULL;
+	if (!a)
+		return;
+	if (a->ai_family == AF_UNIX)
+		snprintf(name, sizeof(name), "%s", c->unix_path);
+	else if (getnameinfo(a->ai_addr, a->ai_addrlen, host, sizeof(host), serv,
+			     sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV))
+		snprintf(name, sizeof(name), "an address of family %d", a->ai_family);
+	else
+		snprintf(name, sizeof(name), a->ai_family == AF_INET6 ? "[%s]:%s" :
+			 "%s:%s", host, serv);
+	grpc_log(c, GRPC_LOG_INFO, "%s: %s: %s%s", c->url, name, why,
+		 t->ai_next ? ", trying the next address" : "");
+}
+
+/*
+ * Give up the address being tried (why: last_err) and try the next;
+ * fails the transport when none is left. Each address gets its own
+ * deadlines: the TCP connect's (ADDR_CONNECT_MS when more remain), and
+ * connect_timeout_ms from its start for TLS and the server's SETTINGS.
+ */
 static void connect_next(struct transport *t, const char *last_err)
 {
 	struct grpc_conn *c = t->conn;
 
 	transport_close_fd(t);
+	if (last_err)
+		give_up_addr(t, last_err);
 	while (t->ai_next) {
 		struct addrinfo *a = t->ai_next;
+		int64_t now = grpc_now_ns();
 
 		t->ai_next = a->ai_next;
+		t->ai_cur = a;
+		t->connect_ms = c->o.connect_timeout_ms;
+		if (t->ai_next && t->connect_ms > ADDR_CONNECT_MS)
+			t->connect_ms = ADDR_CONNECT_MS;
+		t->connect_deadline = now + (int64_t)t->connect_ms * 1000000;
+		t->settings_deadline = now + (int64_t)c->o.connect_timeout_ms * 1000000;
 		t->fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK |
 			       SOCK_CLOEXEC, a->ai_protocol);
 		if (t->fd < 0) {
 			last_err = strerror(errno);
+			give_up_addr(t, last_err);
 			continue;
 		}
 		if (connect(t->fd, a->ai_addr, a->ai_addrlen) == 0) {
@@ -862,10 +910,35 @@ static void connect_next(struct transport *t, const char *last_err)
 			return;
 		}
 		last_err = strerror(errno);
+		give_up_addr(t, last_err);
 		transport_close_fd(t);
 	}
 	transport_fail(t, "connect to %s: %s", target_name(c),
 		       last_err ? last_err : "no address");
+}
+
+/* The lookup has answered (EP_RESOLVE): connect to what it found. */
+static void resolved(struct transport *t)
+{
+	struct grpc_conn *c = t->conn;
+	struct addrinfo *ai = NULL;
+	grpc_freeaddrinfo_fn release = NULL;
+	int rv = 0, sys_errno = 0;
+
+	if (!t->res || t->state != TP_CONNECTING ||
+	    !resolve_take(t->res, &rv, &ai, &release, &sys_errno))
+		return;
+	resolve_drop(t->res, c->epfd);
+	t->res = NULL;
+	if (rv) {
+		transport_fail(t, "resolve %s: %s", c->host, rv == EAI_SYSTEM ?
+			       strerror(sys_errno) : gai_strerror(rv));
+		return;
+	}
+	t->ai = t->ai_next = ai;
+	t->ai_free = release;
+	grpc_log(c, GRPC_LOG_DEBUG, "%s: resolved, connecting", c->url);
+	connect_next(t, NULL);
 }
 
 static struct transport *transport_new(struct grpc_conn *c)
@@ -876,6 +949,7 @@ static struct transport *transport_new(struct grpc_conn *c)
 		.ai_socktype = SOCK_STREAM,
 		.ai_flags = AI_ADDRCONFIG,
 	};
+	char err[256];
 	int rv;
 
 	if (!t)
@@ -887,8 +961,6 @@ static struct transport *transport_new(struct grpc_conn *c)
 	glist_init(&t->calls);
 	glist_add_tail(&c->transports, &t->link);
 	c->stats.connects++;
-	t->connect_deadline = grpc_now_ns() +
-			      (int64_t)c->o.connect_timeout_ms * 1000000;
 	if (c->unix_path) {	/* one address, no lookup */
 		t->unix_sa.sun_family = AF_UNIX;
 		snprintf(t->unix_sa.sun_path, sizeof(t->unix_sa.sun_path), "%s",
@@ -902,16 +974,36 @@ static struct transport *transport_new(struct grpc_conn *c)
 		connect_next(t, NULL);
 		return t;
 	}
-	/* Blocks for a name lookup; numeric hosts resolve at once. */
+	/* An IP literal needs no lookup: AI_NUMERICHOST answers at once. */
+	hints.ai_flags |= AI_NUMERICHOST;
 	rv = getaddrinfo(c->host, c->port, &hints, &t->ai);
-	if (rv) {
-		t->ai = NULL;
+	if (!rv) {
+		t->ai_free = freeaddrinfo;
+		t->ai_next = t->ai;
+		grpc_log(c, GRPC_LOG_DEBUG, "%s: connecting", c->url);
+		connect_next(t, NULL);
+		return t;
+	}
+	t->ai = NULL;
+	if (rv != EAI_NONAME) {
 		transport_fail(t, "resolve %s: %s", c->host, gai_strerror(rv));
 		return t;
 	}
-	t->ai_next = t->ai;
-	grpc_log(c, GRPC_LOG_DEBUG, "%s: connecting", c->url);
-	connect_next(t, NULL);
+	/*
+	 * A name: looked up on a thread (resolve.c), within the connect
+	 * timeout; resolved() carries on when it answers.
+	 */
+	hints.ai_flags &= ~AI_NUMERICHOST;
+	t->res_tag.kind = EP_RESOLVE;
+	t->connect_ms = c->o.connect_timeout_ms;
+	t->connect_deadline = grpc_now_ns() + (int64_t)t->connect_ms * 1000000;
+	t->res = resolve_start(c->host, c->port, &hints, c->epfd, &t->res_tag,
+			       err, sizeof(err));
+	if (!t->res) {
+		transport_fail(t, "resolve %s: %s", c->host, err);
+		return t;
+	}
+	grpc_log(c, GRPC_LOG_DEBUG, "%s: resolving %s", c->url, c->host);
 	return t;
 }
 
@@ -1090,11 +1182,15 @@ static void arm_timer(struct grpc_conn *c)
 
 	for (e = c->transports.next; e != &c->transports; e = e->next) {
 		struct transport *t = glist_entry(e, struct transport, link);
+		int64_t d = 0;
 
-		if ((t->state == TP_CONNECTING || t->state == TP_TLS ||
-		     (!t->got_settings && t->state != TP_DEAD)) &&
-		    (!next || t->connect_deadline < next))
-			next = t->connect_deadline;
+		if (t->state == TP_CONNECTING)
+			d = t->connect_deadline;	/* lookup or this address */
+		else if (t->state == TP_TLS ||
+			 (!t->got_settings && t->state != TP_DEAD))
+			d = t->settings_deadline;
+		if (d && (!next || d < next))
+			next = d;
 	}
 	for (e = c->transports.next; e != &c->transports; e = e->next) {
 		struct transport *t = glist_entry(e, struct transport, link);
@@ -1138,6 +1234,8 @@ int grpc_conn_step(struct grpc_conn *c)
 			if (read(c->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 				break;
 			c->woken = false;
+		} else if (tag->kind == EP_RESOLVE) {
+			resolved(glist_entry(tag, struct transport, res_tag));
 		} else {
 			((struct transport *)tag)->revents |= evs[i].events;
 		}
@@ -1154,12 +1252,20 @@ int grpc_conn_step(struct grpc_conn *c)
 	for (e = c->transports.next; e != &c->transports; e = e->next) {
 		struct transport *t = glist_entry(e, struct transport, link);
 
-		if ((t->state == TP_CONNECTING || t->state == TP_TLS) &&
-		    now >= t->connect_deadline)
+		if (t->state == TP_CONNECTING && now >= t->connect_deadline) {
+			char why[64];
+
+			snprintf(why, sizeof(why), "timed out after %d ms",
+				 t->connect_ms);
+			if (t->res)
+				transport_fail(t, "resolve %s: %s", c->host, why);
+			else	/* the next address, or the transport fails */
+				connect_next(t, why);
+		} else if (t->state == TP_TLS && now >= t->settings_deadline)
 			transport_fail(t, "connect to %s: timed out after %d ms",
 				       target_name(c), c->o.connect_timeout_ms);
 		else if (!t->got_settings && t->state != TP_DEAD &&
-			 now >= t->connect_deadline)
+			 t->state != TP_CONNECTING && now >= t->settings_deadline)
 			transport_fail(t, "%s: no HTTP/2 SETTINGS from the server "
 				       "within %d ms", target_name(c),
 				       c->o.connect_timeout_ms);

@@ -174,7 +174,16 @@ struct grpc_conn_opts {
 	const struct grpc_metadata *md;	/* sent with every call (copied) */
 	size_t max_recv_msg;	/* 0: GRPC_DEFAULT_MAX_MSG */
 	uint32_t window;	/* stream and connection window; 0: 16 MiB */
-	int connect_timeout_ms;	/* TCP + TLS; 0: 20 s */
+	/*
+	 * 0: 20 s. Bounds the name lookup (which never blocks the caller:
+	 * it runs on a thread of its own), then each address in turn: its
+	 * TCP connect, TLS handshake and the server's first SETTINGS. While
+	 * more addresses remain, one whose TCP connect is not done within
+	 * 5 s (or this, if less) is given up for the next, so a dead first
+	 * address (broken IPv6, say) costs 5 s, not all of it; the last
+	 * address gets all of it. Each address given up is logged.
+	 */
+	int connect_timeout_ms;
 	/*
 	 * How many times a call the server provably did not process
 	 * (REFUSED_STREAM, above a GOAWAY's last stream id, never sent) is

@@ -35,13 +35,20 @@ static inline void glist_del(struct glist *e)
 #define CALL_BUCKETS 256
 
 /* What an epoll event's data.ptr points at. */
-enum ep_kind { EP_TIMER, EP_WAKE, EP_TRANSPORT };
+enum ep_kind { EP_TIMER, EP_WAKE, EP_TRANSPORT, EP_RESOLVE };
 struct ep_tag {
 	enum ep_kind kind;
 };
 
+/* getaddrinfo() and freeaddrinfo(), or a test's (resolve.c) */
+typedef int (*grpc_getaddrinfo_fn)(const char *host, const char *port,
+				   const struct addrinfo *hints,
+				   struct addrinfo **res);
+typedef void (*grpc_freeaddrinfo_fn)(struct addrinfo *ai);
+struct resolve;
+
 enum tp_state {
-	TP_CONNECTING,		/* TCP connect in progress */
+	TP_CONNECTING,		/* name lookup (res) or TCP connect in progress */
 	TP_TLS,			/* TLS handshake */
 	TP_READY,		/* HTTP/2 session up, takes new calls */
 	TP_DRAINING,		/* GOAWAY (or ids used up): no new calls */
@@ -57,10 +64,20 @@ struct transport {
 	int fd;
 	uint32_t ep_events;		/* registered with epoll */
 	uint32_t revents;		/* this step's */
+	struct ep_tag res_tag;		/* EP_RESOLVE: res is done */
+	struct resolve *res;		/* name lookup in progress, or NULL */
 	struct addrinfo *ai, *ai_next;	/* addresses still to try */
+	struct addrinfo *ai_cur;	/* the one being tried */
+	grpc_freeaddrinfo_fn ai_free;	/* frees ai */
 	struct addrinfo unix_ai;	/* the one address of a unix: target */
 	struct sockaddr_un unix_sa;
-	int64_t connect_deadline;	/* ns, until TP_READY */
+	/*
+	 * ns: the lookup's, then this address's TCP connect's (shorter when
+	 * more addresses remain, see ADDR_CONNECT_MS in conn.c)...
+	 */
+	int64_t connect_deadline;
+	int connect_ms;			/* ...which is this many ms */
+	int64_t settings_deadline;	/* ns: TLS and SETTINGS, this address */
 	SSL *ssl;
 	BIO *rbio, *wbio;		/* memory BIOs; we do the socket I/O */
 	nghttp2_session *h2;
@@ -188,6 +205,25 @@ void transport_frame_seen(struct transport *t, uint8_t type, uint8_t flags);
 void transport_call_expired(struct transport *t, int64_t now);
 void transport_goaway(struct transport *t, int32_t last_id, uint32_t error,
 		      const uint8_t *data, size_t len);
+
+/*
+ * resolve.c: getaddrinfo() on a thread of its own (why: resolve.c). The
+ * request's eventfd is registered in epfd with tag; when it fires,
+ * resolve_take() the result, then resolve_drop(). resolve_drop() may
+ * come at any time: a late answer is then freed by the thread.
+ */
+/* Test hooks: the lookup and its free (default getaddrinfo, freeaddrinfo). */
+extern grpc_getaddrinfo_fn grpc_resolver_getaddrinfo;
+extern grpc_freeaddrinfo_fn grpc_resolver_freeaddrinfo;
+struct resolve *resolve_start(const char *host, const char *port,
+			      const struct addrinfo *hints, int epfd, void *tag,
+			      char *err, size_t errlen);
+/* false: not done yet. Else *rv is getaddrinfo's return, *ai the
+ * caller's, freed with *release; *sys_errno is errno for EAI_SYSTEM. */
+bool resolve_take(struct resolve *r, int *rv, struct addrinfo **ai,
+		  grpc_freeaddrinfo_fn *release, int *sys_errno);
+void resolve_drop(struct resolve *r, int epfd);	/* NULL: nothing */
+int resolve_live(void);		/* requests not yet freed (tests) */
 
 /* metadata.c: "what went wrong" into err (may be NULL), returns ret. */
 int grpc_errf(char *err, size_t errlen, int ret, const char *fmt, ...)

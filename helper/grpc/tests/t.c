@@ -72,7 +72,8 @@ static void cleanup(void)
 int main(int argc, char **argv)
 {
 	static const struct suite *const suites[] = {
-		&frame_suite, &md_suite, &raw_suite, &interop_suite, &server_suite,
+		&frame_suite, &md_suite, &raw_suite, &resolve_suite, &interop_suite,
+		&server_suite,
 	};
 	const char *filter = argc > 1 ? argv[1] : NULL;
 	int passed = 0, failed = 0, skipped = 0;

@@ -25,7 +25,7 @@ int64_t t_now_ms(void);
 const char *t_tmpdir(void);		/* per run, removed at exit */
 int t_write_file(const char *path, const void *data, size_t len);
 
-extern const struct suite frame_suite, md_suite, raw_suite, interop_suite,
-	server_suite;
+extern const struct suite frame_suite, md_suite, raw_suite, resolve_suite,
+	interop_suite, server_suite;
 
 #endif
