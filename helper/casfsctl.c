@@ -1159,6 +1159,7 @@ static const struct {
 	{ CASFS_A_STAT_ERRORS, "errors", 8 },
 	{ CASFS_A_STAT_TIMEOUTS, "timeouts", 8 },
 	{ CASFS_A_STAT_PENDING, "pending", 8 },
+	{ CASFS_A_STAT_REFETCHES, "refetches", 8 },
 };
 
 static int stats_reply(struct nl_msg *msg, void *arg)

@@ -170,6 +170,8 @@ struct file *casfs_cas_blob(struct inode *inode)
 					    CASFS_FETCH_ROUNDS);
 			return ERR_PTR(-EIO);
 		}
+		if (round)
+			atomic64_inc(&casfs_stats.refetches);
 		blob = casfs_cas_fetch_open(inode);
 	}
 	return blob;

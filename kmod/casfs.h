@@ -190,6 +190,7 @@ struct casfs_stats {
 	atomic64_t fetch_bytes;
 	atomic64_t errors;
 	atomic64_t timeouts;
+	atomic64_t refetches;	/* evicted between the helper's DONE and our open */
 };
 
 extern struct casfs_stats casfs_stats;

@@ -200,6 +200,9 @@ static int casfs_nl_get_stats(struct sk_buff *skb, struct genl_info *info)
 			      CASFS_A_PAD) ||
 	    nla_put_u64_64bit(reply, CASFS_A_STAT_PENDING,
 			      casfs_fetch_pending_count(), CASFS_A_PAD) ||
+	    nla_put_u64_64bit(reply, CASFS_A_STAT_REFETCHES,
+			      atomic64_read(&casfs_stats.refetches),
+			      CASFS_A_PAD) ||
 	    nla_put_u32(reply, CASFS_A_STAT_HELPER, casfs_helper() != 0)) {
 		nlmsg_free(reply);
 		return -EMSGSIZE;

@@ -140,7 +140,9 @@ sleep 1.2
 grep -E "^(fetches|evictions|evictions_deferred) " /run/evr.stats
 cat /tmp/evr.out
 got=$(awk '/^prefetched/ { print $2 }' /tmp/evr.out)
-note "eviction race: ${got:-0} of 1000 reads ok; kernel gave up: $(dmesg | grep -c 'fetched 3 times' || true)"
+kst=$($B/casfsctl stats)
+refetches=$(awk '$1 == "refetches" { print $2; exit }' <<<"$kst")
+note "eviction race: ${got:-0} of 1000 reads ok; kernel fetched again after an eviction: ${refetches:--} times, gave up: $(dmesg | grep -c 'fetched 3 times' || true)"
 [ "$got" = 1000 ] || fail "$((1000 - ${got:-0})) reads failed under eviction"
 for f in f0000 f0500 f0999; do
 	n=${f#f}; n=$((10#$n))

@@ -80,6 +80,7 @@ enum casfs_genl_attr {
 	CASFS_A_STAT_HELPER,	/* u32: 1 if a helper is registered */
 	CASFS_A_PAD,		/* for 64-bit attribute alignment */
 	CASFS_A_BLOBS_FD,	/* u32: REGISTER: fd of the cache's blobs/ */
+	CASFS_A_STAT_REFETCHES,	/* u64: fetched again: gone between DONE and open */
 	__CASFS_A_MAX,
 };
 

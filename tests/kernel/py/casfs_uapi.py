@@ -21,7 +21,7 @@ NLMSG_ERROR = 2
 CMD_REGISTER, CMD_FETCH, CMD_DONE, CMD_GET_STATS = 1, 2, 3, 4
 A_VERSION, A_REQ_ID, A_DIGEST, A_SIZE, A_STATUS = 1, 2, 3, 4, 5
 STAT_ATTRS = {6: "misses", 7: "fetches", 8: "fetch_bytes", 9: "errors",
-              10: "timeouts", 11: "pending", 12: "helper"}
+              10: "timeouts", 11: "pending", 12: "helper", 15: "refetches"}
 A_BLOBS_FD = 14
 PROTO_VERSION = 2
 

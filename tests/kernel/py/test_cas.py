@@ -41,7 +41,8 @@ class FakeHelper:
 
     def __init__(self, store, mode="ok", delay=0.0):
         self.store = store          # sha256 bytes -> data
-        self.mode = mode            # ok | corrupt | short | error | mute
+        self.mode = mode            # ok | corrupt | short | error | mute | evicted
+        self.evicted = 0            # "evicted": DONE without a blob this many times
         self.delay = delay
         self.fetches = []
         self.nl = U.Genl()
@@ -69,6 +70,10 @@ class FakeHelper:
             status = -errno.EIO
         elif self.mode == "eintr":
             status = -errno.EINTR
+        elif self.mode == "evicted" and self.evicted > 0:
+            # DONE, but the blob is gone before the reader opens it (as
+            # when eviction deletes it right after publishing)
+            self.evicted -= 1
         else:
             if self.mode == "corrupt":
                 data = bytes([data[0] ^ 1]) + data[1:]
@@ -104,6 +109,15 @@ class FakeHelper:
         self.stop = True
         self.thread.join()
         self.nl.close()
+
+
+def kstats():
+    """GET_STATS on a socket of its own (the helper's is its thread's)."""
+    nl = U.Genl()
+    try:
+        return nl.stats()
+    finally:
+        nl.close()
 
 
 def clear_blobs():
@@ -388,6 +402,26 @@ class Fetching(Base):
         U.stage(self.d, [("ghost", sha(b"ghost"), 5, 0o644)])
         self.helper = FakeHelper({})
         self.assertErrno(errno.EIO, lambda: open(self.p("ghost"), "rb").read())
+
+    def test_evicted_after_done_is_fetched_again(self):
+        """Issue 11 item 6: a blob gone between DONE and the open is
+        fetched again (up to 3 rounds), not an EIO for the reader."""
+        data = os.urandom(3000)
+        self.add("ev", data)
+        self.helper = FakeHelper(self.store, mode="evicted")
+        self.helper.evicted = 2
+        before = kstats()["refetches"]
+        with open(self.p("ev"), "rb") as f:
+            self.assertEqual(f.read(), data)
+        self.assertEqual(self.helper.fetches.count(sha(data)), 3)
+        self.assertEqual(kstats()["refetches"] - before, 2)
+        # gone after every DONE: EIO after 3 rounds, no loop
+        clear_blobs()
+        data2 = os.urandom(3001)
+        self.add("ev2", data2)
+        self.helper.evicted = 100
+        self.assertErrno(errno.EIO, lambda: open(self.p("ev2"), "rb").read())
+        self.assertEqual(self.helper.fetches.count(sha(data2)), 3)
 
     def test_untrusted_blob_refused(self):
         data = b"trust me" * 100
