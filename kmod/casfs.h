@@ -191,12 +191,14 @@ struct casfs_stats {
 	atomic64_t errors;
 	atomic64_t timeouts;
 	atomic64_t refetches;	/* evicted between the helper's DONE and our open */
+	atomic64_t cancels;	/* withdrawn: the last reader left first */
 };
 
 extern struct casfs_stats casfs_stats;
 int casfs_fetch_wait(const u8 *sha256, u64 size, unsigned long timeout,
 		     int *helper_status);
 int casfs_fetch_done(u32 id, int status);
+int casfs_fetch_progress(u32 id);
 void casfs_fetch_resend_all(void);
 unsigned int casfs_fetch_pending_count(void);
 void casfs_fetch_exit(void);
@@ -204,7 +206,8 @@ void casfs_fetch_exit(void);
 /* netlink.c */
 int casfs_nl_init(void);
 void casfs_nl_exit(void);
-void casfs_nl_send_fetch(u32 id, const u8 *sha256, u64 size);
+void casfs_nl_send_fetch(u32 id, const u8 *sha256, u64 size, kuid_t uid);
+void casfs_nl_send_cancel(u32 id);
 
 /* xattr.c */
 extern const struct xattr_handler *CASFS_XATTR_HANDLERS_CONST

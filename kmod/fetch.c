@@ -12,6 +12,11 @@
  * same digest with another size is another request, so one user staging
  * a wrong size cannot fail other users' reads of the real blob.
  *
+ * The mount's timeout= bounds a wait without progress, not a transfer:
+ * each PROGRESS from the helper (bytes are arriving) lets the wait run
+ * for another timeout, so a big blob on a slow link finishes, while a
+ * stalled one fails.
+ *
  * Life of a request (cf. fs/cachefiles/ondemand.c):
  *   - created by the first waiter, with a cyclic non-zero id (xarray) and
  *     a place in a hash table keyed by (sha256, size);
@@ -23,8 +28,8 @@
  *   - each waiter holds a reference. References are dropped only under
  *     casfs_fetch_lock, so "am I the last waiter of an unfinished
  *     request" and the drop are one atomic step: the last waiter to leave
- *     withdraws an unfinished request (a late DONE for it is ignored) and
- *     frees it.
+ *     withdraws an unfinished request (a late DONE for it is ignored),
+ *     tells the helper (CANCEL, so it drops the work), and frees it.
  *
  * Bounds: max_fetches requests in all, and max_fetches_per_uid created by
  * any one uid, so one user who starts and kills reads cannot take every
@@ -63,6 +68,7 @@ struct casfs_fetch_req {
 	kuid_t uid;			/* charged to this uid's share */
 	refcount_t ref;			/* one per waiter; dropped under the lock */
 	int status;			/* valid once done is complete */
+	unsigned long progress;		/* jiffies: created, or the last PROGRESS */
 	struct completion done;
 	struct hlist_node hash;		/* in casfs_fetch_hash until unlinked */
 	bool linked;
@@ -148,6 +154,7 @@ static struct casfs_fetch_req *casfs_fetch_new(const u8 *sha256, u64 size)
 	memcpy(req->sha256, sha256, CASFS_SHA256_LEN);
 	req->size = size;
 	req->uid = uid;
+	req->progress = jiffies;
 	refcount_set(&req->ref, 1);	/* this waiter's */
 	init_completion(&req->done);
 	err = casfs_fetch_uid_add(uid, 1);
@@ -172,7 +179,8 @@ out_free:
 
 /*
  * Wait until the helper has placed blob (@sha256, @size) in the cache
- * directory, at most @timeout jiffies. Returns 0 when the helper reports
+ * directory, at most @timeout jiffies from now or from the helper's last
+ * PROGRESS for it, whichever is later. Returns 0 when the helper reports
  * success (the caller still verifies the blob), or a negative errno:
  * -ECANCELED if the reader was killed, -ETIMEDOUT, -ENOBUFS if too many
  * requests are in flight, or -EIO when the helper reported a failure
@@ -182,7 +190,9 @@ int casfs_fetch_wait(const u8 *sha256, u64 size, unsigned long timeout,
 		     int *helper_status)
 {
 	struct casfs_fetch_req *req;
-	bool new_req = false, last;
+	bool new_req = false, last, withdrawn = false;
+	unsigned long start = jiffies, until;
+	u32 id;
 	long left;
 	int err;
 
@@ -203,9 +213,20 @@ int casfs_fetch_wait(const u8 *sha256, u64 size, unsigned long timeout,
 	mutex_unlock(&casfs_fetch_lock);
 	/* Our reference keeps req alive; DONE may already have come. */
 	if (new_req)
-		casfs_nl_send_fetch(req->id, req->sha256, req->size);
+		casfs_nl_send_fetch(req->id, req->sha256, req->size, req->uid);
 
-	left = wait_for_completion_killable_timeout(&req->done, timeout);
+	for (until = start + timeout;;) {
+		long t = (long)(until - jiffies);
+		unsigned long progress;
+
+		left = t > 0 ? wait_for_completion_killable_timeout(&req->done, t) : 0;
+		if (left || completion_done(&req->done))
+			break;	/* done, or killed */
+		progress = READ_ONCE(req->progress);
+		if (!time_after(progress + timeout, jiffies))
+			break;	/* nothing from the helper for a whole timeout */
+		until = progress + timeout;
+	}
 
 	mutex_lock(&casfs_fetch_lock);
 	if (completion_done(&req->done)) {
@@ -218,11 +239,18 @@ int casfs_fetch_wait(const u8 *sha256, u64 size, unsigned long timeout,
 	}
 	last = refcount_dec_and_test(&req->ref);
 	/* The last waiter of an unfinished request withdraws it. */
-	if (last)
+	if (last) {
+		withdrawn = req->linked;
+		id = req->id;
 		casfs_fetch_unlink(req);
+	}
 	mutex_unlock(&casfs_fetch_lock);
 	if (last)
 		kfree(req);
+	if (withdrawn) {
+		atomic64_inc(&casfs_stats.cancels);
+		casfs_nl_send_cancel(id);
+	}
 	return err;
 }
 
@@ -248,6 +276,19 @@ int casfs_fetch_done(u32 id, int status)
 	return 0;
 }
 
+/* PROGRESS from the helper: bytes of request @id are arriving. */
+int casfs_fetch_progress(u32 id)
+{
+	struct casfs_fetch_req *req;
+
+	mutex_lock(&casfs_fetch_lock);
+	req = xa_load(&casfs_fetch_reqs, id);
+	if (req)
+		WRITE_ONCE(req->progress, jiffies);
+	mutex_unlock(&casfs_fetch_lock);
+	return req ? 0 : -ENOENT;
+}
+
 /* A helper registered: (re)send every pending request to it. */
 void casfs_fetch_resend_all(void)
 {
@@ -256,7 +297,7 @@ void casfs_fetch_resend_all(void)
 
 	mutex_lock(&casfs_fetch_lock);
 	xa_for_each(&casfs_fetch_reqs, id, req)
-		casfs_nl_send_fetch(req->id, req->sha256, req->size);
+		casfs_nl_send_fetch(req->id, req->sha256, req->size, req->uid);
 	mutex_unlock(&casfs_fetch_lock);
 }
 

@@ -29,6 +29,7 @@
 
 static DEFINE_SPINLOCK(casfs_helper_lock);
 static u32 casfs_helper_portid;		/* 0: no helper registered */
+static u32 casfs_helper_version;	/* the protocol it registered with */
 
 static const struct nla_policy casfs_genl_policy[CASFS_A_MAX + 1] = {
 	[CASFS_A_VERSION]	= { .type = NLA_U32 },
@@ -37,18 +38,27 @@ static const struct nla_policy casfs_genl_policy[CASFS_A_MAX + 1] = {
 	[CASFS_A_SIZE]		= { .type = NLA_U64 },
 	[CASFS_A_STATUS]	= NLA_POLICY_RANGE(NLA_S32, -MAX_ERRNO, 0),
 	[CASFS_A_BLOBS_FD]	= { .type = NLA_U32 },
+	[CASFS_A_UID]		= { .type = NLA_REJECT },	/* kernel -> helper only */
 };
 
 static struct genl_family casfs_genl_family;
 
-static u32 casfs_helper(void)
+static u32 casfs_helper_v(u32 *version)
 {
 	u32 portid;
 
 	spin_lock(&casfs_helper_lock);
 	portid = casfs_helper_portid;
+	*version = casfs_helper_version;
 	spin_unlock(&casfs_helper_lock);
 	return portid;
+}
+
+static u32 casfs_helper(void)
+{
+	u32 version;
+
+	return casfs_helper_v(&version);
 }
 
 /*
@@ -56,15 +66,15 @@ static u32 casfs_helper(void)
  * error for the waiter: the request stays pending and is sent again when
  * a helper registers, or times out.
  */
-void casfs_nl_send_fetch(u32 id, const u8 *sha256, u64 size)
+void casfs_nl_send_fetch(u32 id, const u8 *sha256, u64 size, kuid_t uid)
 {
 	struct sk_buff *skb;
-	u32 portid = casfs_helper();
+	u32 version, portid = casfs_helper_v(&version);
 	void *hdr;
 
 	if (!portid)
 		return;
-	skb = genlmsg_new(nla_total_size(sizeof(u32)) +
+	skb = genlmsg_new(nla_total_size(sizeof(u32)) * 2 +
 			  nla_total_size(CASFS_SHA256_LEN) +
 			  nla_total_size_64bit(sizeof(u64)), GFP_NOFS);
 	if (!skb)
@@ -73,13 +83,40 @@ void casfs_nl_send_fetch(u32 id, const u8 *sha256, u64 size)
 	if (!hdr ||
 	    nla_put_u32(skb, CASFS_A_REQ_ID, id) ||
 	    nla_put(skb, CASFS_A_DIGEST, CASFS_SHA256_LEN, sha256) ||
-	    nla_put_u64_64bit(skb, CASFS_A_SIZE, size, CASFS_A_PAD)) {
+	    nla_put_u64_64bit(skb, CASFS_A_SIZE, size, CASFS_A_PAD) ||
+	    (version >= 3 &&
+	     nla_put_u32(skb, CASFS_A_UID, from_kuid(&init_user_ns, uid)))) {
 		nlmsg_free(skb);
 		return;
 	}
 	genlmsg_end(skb, hdr);
 	if (!genlmsg_unicast(&init_net, skb, portid))
 		atomic64_inc(&casfs_stats.fetches);
+}
+
+/*
+ * Tell the helper that request @id was withdrawn (its last reader left),
+ * so that it drops the work. Best effort, like FETCH: a helper that does
+ * not hear it fetches a blob nobody waits for, and its DONE is ignored.
+ */
+void casfs_nl_send_cancel(u32 id)
+{
+	struct sk_buff *skb;
+	u32 version, portid = casfs_helper_v(&version);
+	void *hdr;
+
+	if (!portid || version < 3)
+		return;
+	skb = genlmsg_new(nla_total_size(sizeof(u32)), GFP_NOFS);
+	if (!skb)
+		return;
+	hdr = genlmsg_put(skb, 0, 0, &casfs_genl_family, 0, CASFS_CMD_CANCEL);
+	if (!hdr || nla_put_u32(skb, CASFS_A_REQ_ID, id)) {
+		nlmsg_free(skb);
+		return;
+	}
+	genlmsg_end(skb, hdr);
+	genlmsg_unicast(&init_net, skb, portid);
 }
 
 /*
@@ -121,7 +158,7 @@ static int casfs_nl_register(struct sk_buff *skb, struct genl_info *info)
 	if (GENL_REQ_ATTR_CHECK(info, CASFS_A_VERSION))
 		return -EINVAL;
 	version = nla_get_u32(info->attrs[CASFS_A_VERSION]);
-	if (version != CASFS_PROTO_VERSION) {
+	if (version < CASFS_PROTO_VERSION_MIN || version > CASFS_PROTO_VERSION) {
 		NL_SET_ERR_MSG(info->extack,
 			       "casfs: unsupported protocol version");
 		return -EPROTONOSUPPORT;
@@ -140,6 +177,7 @@ static int casfs_nl_register(struct sk_buff *skb, struct genl_info *info)
 		return -EBUSY;
 	}
 	casfs_helper_portid = info->snd_portid;
+	casfs_helper_version = version;
 	spin_unlock(&casfs_helper_lock);
 
 	reply = genlmsg_new(nla_total_size(sizeof(u32)), GFP_KERNEL);
@@ -147,7 +185,7 @@ static int casfs_nl_register(struct sk_buff *skb, struct genl_info *info)
 		return -ENOMEM;
 	hdr = genlmsg_put_reply(reply, info, &casfs_genl_family, 0,
 				CASFS_CMD_REGISTER);
-	if (!hdr || nla_put_u32(reply, CASFS_A_VERSION, CASFS_PROTO_VERSION)) {
+	if (!hdr || nla_put_u32(reply, CASFS_A_VERSION, version)) {
 		nlmsg_free(reply);
 		return -EMSGSIZE;
 	}
@@ -173,6 +211,18 @@ static int casfs_nl_done(struct sk_buff *skb, struct genl_info *info)
 	}
 	return casfs_fetch_done(nla_get_u32(info->attrs[CASFS_A_REQ_ID]),
 				nla_get_s32(info->attrs[CASFS_A_STATUS]));
+}
+
+static int casfs_nl_progress(struct sk_buff *skb, struct genl_info *info)
+{
+	if (GENL_REQ_ATTR_CHECK(info, CASFS_A_REQ_ID))
+		return -EINVAL;
+	if (info->snd_portid != casfs_helper()) {
+		NL_SET_ERR_MSG(info->extack,
+			       "casfs: PROGRESS from a non-registered socket");
+		return -EPERM;
+	}
+	return casfs_fetch_progress(nla_get_u32(info->attrs[CASFS_A_REQ_ID]));
 }
 
 static int casfs_nl_get_stats(struct sk_buff *skb, struct genl_info *info)
@@ -203,6 +253,9 @@ static int casfs_nl_get_stats(struct sk_buff *skb, struct genl_info *info)
 	    nla_put_u64_64bit(reply, CASFS_A_STAT_REFETCHES,
 			      atomic64_read(&casfs_stats.refetches),
 			      CASFS_A_PAD) ||
+	    nla_put_u64_64bit(reply, CASFS_A_STAT_CANCELS,
+			      atomic64_read(&casfs_stats.cancels),
+			      CASFS_A_PAD) ||
 	    nla_put_u32(reply, CASFS_A_STAT_HELPER, casfs_helper() != 0)) {
 		nlmsg_free(reply);
 		return -EMSGSIZE;
@@ -225,6 +278,11 @@ static const struct genl_small_ops casfs_genl_ops[] = {
 	{
 		.cmd	= CASFS_CMD_GET_STATS,
 		.doit	= casfs_nl_get_stats,
+	},
+	{
+		.cmd	= CASFS_CMD_PROGRESS,
+		.flags	= GENL_ADMIN_PERM,
+		.doit	= casfs_nl_progress,
 	},
 };
 

@@ -15,9 +15,16 @@
  *                                       the sender may write: proof that it
  *                                       may publish blobs) becomes the one
  *                               <----   reply REGISTER {VERSION}
- *                               <----   FETCH {REQ_ID, DIGEST, SIZE} for
- *                                       every pending request, then one
- *                                       FETCH per new cache miss
+ *                               <----   FETCH {REQ_ID, DIGEST, SIZE, UID}
+ *                                       for every pending request, then
+ *                                       one FETCH per new cache miss (UID:
+ *                                       to version 3 helpers; who asked)
+ *       PROGRESS {REQ_ID}       ---->   (CAP_NET_ADMIN, version 3) bytes
+ *                                       are arriving: readers' timeout=
+ *                                       counts again from now
+ *                               <----   CANCEL {REQ_ID} (to version 3
+ *                                       helpers) the last reader left: the
+ *                                       request is withdrawn
  *       DONE {REQ_ID, STATUS}   ---->   (CAP_NET_ADMIN) STATUS 0: the blob
  *                                       is in DIR/blobs/; else a negative
  *                                       errno, and waiting readers get EIO
@@ -47,7 +54,9 @@
 
 #define CASFS_GENL_NAME		"casfs"
 #define CASFS_GENL_VERSION	1	/* genl family version */
-#define CASFS_PROTO_VERSION	2	/* REGISTER's VERSION attribute */
+#define CASFS_PROTO_VERSION	3	/* REGISTER's VERSION attribute */
+#define CASFS_PROTO_VERSION_MIN	2	/* the oldest a helper may speak (no
+					 * UID, PROGRESS or CANCEL) */
 
 #define CASFS_SHA256_LEN	32
 #define CASFS_MAX_BLOB_SIZE	(1ULL << 40)	/* 1 TiB: larger is refused */
@@ -59,6 +68,8 @@ enum casfs_genl_cmd {
 	CASFS_CMD_FETCH,	/* kernel -> helper: please fetch a blob */
 	CASFS_CMD_DONE,		/* helper -> kernel: fetch finished */
 	CASFS_CMD_GET_STATS,	/* anyone -> kernel, and the reply */
+	CASFS_CMD_PROGRESS,	/* helper -> kernel: a fetch is progressing */
+	CASFS_CMD_CANCEL,	/* kernel -> helper: a request was withdrawn */
 	__CASFS_CMD_MAX,
 };
 
@@ -81,6 +92,8 @@ enum casfs_genl_attr {
 	CASFS_A_PAD,		/* for 64-bit attribute alignment */
 	CASFS_A_BLOBS_FD,	/* u32: REGISTER: fd of the cache's blobs/ */
 	CASFS_A_STAT_REFETCHES,	/* u64: fetched again: gone between DONE and open */
+	CASFS_A_UID,		/* u32: FETCH: the uid charged (init namespace) */
+	CASFS_A_STAT_CANCELS,	/* u64: requests withdrawn, their readers gone */
 	__CASFS_A_MAX,
 };
 
