@@ -26,6 +26,9 @@ struct job {
 	unsigned nw, capw;
 	uint64_t t_start_us, deadline_ms, next_try_ms;
 	unsigned attempt;
+	uint32_t uid;			/* whose turn it queues in */
+	struct uid_queue *uq;		/* while QUEUED */
+	uint64_t reported;		/* bw.written at the last progress report */
 	uint64_t retry_after_ms;	/* set by a backend: server asked to wait */
 	int status;
 	struct blob_writer bw;	/* open while ACTIVE */
@@ -37,6 +40,13 @@ struct job {
 struct job_list {
 	struct job *head, *tail;
 	unsigned n;
+};
+
+/* The queued jobs of one uid, in a ring of uids taking turns. */
+struct uid_queue {
+	uint32_t uid;
+	struct job_list jobs;
+	struct uid_queue *prev, *next;
 };
 
 enum attempt_result {
@@ -78,8 +88,12 @@ struct fetch_engine {
 	struct backend be;
 	struct job **tab;
 	size_t tabsz, ntab;
-	struct job_list queued, active, backoff, done;
+	struct uid_queue *turn;		/* the ring; whose turn is next */
+	unsigned nqueued;
+	struct job_list active, backoff, done;
 	unsigned long nwaiters;
+	fetch_progress_fn progress;
+	uint64_t progress_ms;		/* the last round of progress reports */
 	uint64_t rnd;
 };
 

@@ -1160,6 +1160,7 @@ static const struct {
 	{ CASFS_A_STAT_TIMEOUTS, "timeouts", 8 },
 	{ CASFS_A_STAT_PENDING, "pending", 8 },
 	{ CASFS_A_STAT_REFETCHES, "refetches", 8 },
+	{ CASFS_A_STAT_CANCELS, "cancels", 8 },
 };
 
 static int stats_reply(struct nl_msg *msg, void *arg)

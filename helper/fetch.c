@@ -14,6 +14,7 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+#define PROGRESS_EVERY_MS 1000	/* progress reports per transfer, at most */
 
 static void list_add(struct job_list *l, struct job *j)
 {
@@ -47,6 +48,74 @@ static struct job *list_pop(struct job_list *l)
 
 	if (j)
 		list_del(l, j);
+	return j;
+}
+
+/* ---- the queue: a FIFO per uid, the uids taking turns ---- */
+
+/* 0, or -ENOMEM (a new uid's turn could not be made). */
+static int queue_add(struct fetch_engine *e, struct job *j)
+{
+	struct uid_queue *q = e->turn;
+
+	if (q) {
+		do {
+			if (q->uid == j->uid)
+				goto found;
+			q = q->next;
+		} while (q != e->turn);
+	}
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->uid = j->uid;
+	if (e->turn) {		/* last in the ring: after everyone queued now */
+		q->next = e->turn;
+		q->prev = e->turn->prev;
+		q->prev->next = q;
+		e->turn->prev = q;
+	} else {
+		q->next = q->prev = q;
+		e->turn = q;
+	}
+found:
+	j->uq = q;
+	list_add(&q->jobs, j);
+	e->nqueued++;
+	return 0;
+}
+
+static void queue_del(struct fetch_engine *e, struct job *j)
+{
+	struct uid_queue *q = j->uq;
+
+	list_del(&q->jobs, j);
+	j->uq = NULL;
+	e->nqueued--;
+	if (q->jobs.n)
+		return;
+	if (q->next == q) {
+		e->turn = NULL;
+	} else {
+		if (e->turn == q)
+			e->turn = q->next;
+		q->prev->next = q->next;
+		q->next->prev = q->prev;
+	}
+	free(q);
+}
+
+/* The next queued job: the head of the current uid's queue; then the next uid. */
+static struct job *queue_pop(struct fetch_engine *e)
+{
+	struct uid_queue *q = e->turn;
+	struct job *j;
+
+	if (!q)
+		return NULL;
+	j = q->jobs.head;
+	e->turn = q->next;
+	queue_del(e, j);
 	return j;
 }
 
@@ -304,6 +373,12 @@ fail:
 int fetch_submit(struct fetch_engine *e, const uint8_t digest[CASFS_SHA256_LEN],
 		 uint64_t size, fetch_cb cb, void *arg, uint64_t tag)
 {
+	return fetch_submit_as(e, digest, size, FETCH_UID_NONE, cb, arg, tag);
+}
+
+int fetch_submit_as(struct fetch_engine *e, const uint8_t digest[CASFS_SHA256_LEN],
+		    uint64_t size, uint32_t uid, fetch_cb cb, void *arg, uint64_t tag)
+{
 	struct job *j;
 	int err;
 
@@ -328,6 +403,7 @@ int fetch_submit(struct fetch_engine *e, const uint8_t digest[CASFS_SHA256_LEN],
 	memcpy(j->digest, digest, CASFS_SHA256_LEN);
 	hex_encode(digest, j->hex);
 	j->size = size;
+	j->uid = uid;
 	err = add_waiter(e, j, cb, arg, tag);
 	if (err) {
 		job_free(j);
@@ -347,9 +423,83 @@ int fetch_submit(struct fetch_engine *e, const uint8_t digest[CASFS_SHA256_LEN],
 	}
 	j->t_start_us = mono_us();	/* latency counts the time queued */
 	j->state = JOB_QUEUED;
-	list_add(&e->queued, j);
+	if (queue_add(e, j)) {
+		table_del(e, j);
+		e->nwaiters--;
+		job_free(j);
+		return -ENOMEM;
+	}
 	log_dbg("%s: queued, %llu bytes", j->hex, (unsigned long long)size);
 	return 0;
+}
+
+int fetch_cancel(struct fetch_engine *e, const uint8_t digest[CASFS_SHA256_LEN],
+		 uint64_t size, fetch_cb cb, void *arg, uint64_t tag)
+{
+	struct job *j = table_find(e, digest, size);
+	unsigned i;
+
+	if (!j)
+		return -ENOENT;
+	for (i = 0; i < j->nw; i++)
+		if (j->w[i].tag == tag && j->w[i].cb == cb && j->w[i].arg == arg)
+			break;
+	if (i == j->nw)
+		return -ENOENT;
+	j->w[i] = j->w[--j->nw];
+	e->nwaiters--;
+	if (j->nw)
+		return 0;	/* others still wait for it */
+	/* Nobody waits: drop it. */
+	switch (j->state) {
+	case JOB_QUEUED:
+		queue_del(e, j);
+		break;
+	case JOB_BACKOFF:
+		list_del(&e->backoff, j);
+		break;
+	case JOB_ACTIVE:
+		list_del(&e->active, j);
+		e->be.ops->cancel(&e->be, j);
+		break;
+	case JOB_DONE:	/* not in the table */
+		return 0;
+	}
+	log_dbg("%s: withdrawn by the kernel, dropped", j->hex);
+	stats.cancelled++;
+	table_del(e, j);
+	job_free(j);
+	return 0;
+}
+
+void fetch_on_progress(struct fetch_engine *e, fetch_progress_fn fn)
+{
+	e->progress = fn;
+}
+
+/*
+ * Transfers that received bytes since the last round: tell their waiters
+ * (the kernel restarts its readers' timeout), and extend the retry budget,
+ * so that a long transfer that breaks late can still be retried.
+ */
+static void report_progress(struct fetch_engine *e)
+{
+	uint64_t now = mono_ms();
+
+	if (now - e->progress_ms < PROGRESS_EVERY_MS)
+		return;
+	e->progress_ms = now;
+	for (struct job *j = e->active.head; j; j = j->next) {
+		if (j->bw.written <= j->reported)
+			continue;
+		j->reported = j->bw.written;
+		if (j->deadline_ms < now + (uint64_t)e->cfg.timeout_s * 1000)
+			j->deadline_ms = now + (uint64_t)e->cfg.timeout_s * 1000;
+		if (!e->progress)
+			continue;
+		for (unsigned i = 0; i < j->nw; i++)
+			e->progress(j->w[i].arg, j->w[i].tag);
+	}
 }
 
 static void start_jobs(struct fetch_engine *e)
@@ -359,8 +509,9 @@ static void start_jobs(struct fetch_engine *e)
 
 	unsigned max = e->be.max_active ? e->be.max_active : e->cfg.jobs;
 
-	while (e->active.n < max && (j = list_pop(&e->queued))) {
+	while (e->active.n < max && (j = queue_pop(e))) {
 		j->attempt++;
+		j->reported = 0;
 		stats.attempts++;
 		if (!j->fetched) {
 			/* The retry budget starts now, not while queued. */
@@ -394,7 +545,10 @@ static void expire_backoff(struct fetch_engine *e)
 		if (j->next_try_ms <= now) {
 			list_del(&e->backoff, j);
 			j->state = JOB_QUEUED;
-			list_add(&e->queued, j);
+			if (queue_add(e, j)) {
+				stats.err_other++;
+				finish(e, j, -ENOMEM);
+			}
 		}
 	}
 }
@@ -458,17 +612,18 @@ int fetch_run(struct fetch_engine *e, int timeout_ms, struct pollfd *extra, unsi
 		return -EIO;
 	}
 	e->be.ops->step(&e->be);
+	report_progress(e);
 	expire_backoff(e);
 	start_jobs(e);
 	deliver(e);
 	stats.inflight = e->active.n;
-	stats.queued = e->queued.n + e->backoff.n;
+	stats.queued = e->nqueued + e->backoff.n;
 	return 0;
 }
 
 unsigned fetch_pending(const struct fetch_engine *e)
 {
-	return e->queued.n + e->active.n + e->backoff.n + e->done.n;
+	return e->nqueued + e->active.n + e->backoff.n + e->done.n;
 }
 
 void fetch_engine_free(struct fetch_engine *e)
@@ -482,7 +637,7 @@ void fetch_engine_free(struct fetch_engine *e)
 			e->be.ops->cancel(&e->be, j);
 		job_free(j);
 	}
-	while ((j = list_pop(&e->queued)))
+	while ((j = queue_pop(e)))
 		job_free(j);
 	while ((j = list_pop(&e->backoff)))
 		job_free(j);

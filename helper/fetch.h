@@ -6,10 +6,13 @@
  * fetch_run(), with 0 (the blob is in CACHE/blobs) or a negative errno.
  *
  * Concurrent submits of one (digest, size) share one fetch. A blob already
- * in the cache completes at once. At most `jobs` transfers run at a time;
+ * in the cache completes at once. Queued blobs start in turns per uid (the
+ * uid of the first submit), so one user's flood of reads does not starve
+ * another's. At most `jobs` transfers run at a time;
  * transient failures are retried with exponential backoff and jitter
  * (100 ms doubling to 5 s) for up to `timeout_s` from the first attempt
- * (time spent queued behind other transfers does not count).
+ * (time spent queued behind other transfers does not count), a budget
+ * that a transfer receiving bytes keeps extending.
  */
 #ifndef CASFS_FETCH_H
 #define CASFS_FETCH_H
@@ -46,6 +49,24 @@ int fetch_engine_new(struct fetch_engine **out, const struct fetch_config *cfg,
  */
 int fetch_submit(struct fetch_engine *e, const uint8_t digest[CASFS_SHA256_LEN],
 		 uint64_t size, fetch_cb cb, void *arg, uint64_t tag);
+#define FETCH_UID_NONE UINT32_MAX
+/* fetch_submit() on behalf of uid (for the turns; FETCH_UID_NONE: none). */
+int fetch_submit_as(struct fetch_engine *e, const uint8_t digest[CASFS_SHA256_LEN],
+		    uint64_t size, uint32_t uid, fetch_cb cb, void *arg, uint64_t tag);
+/*
+ * Withdraw the submit (cb, arg, tag) of (digest, size): its callback will
+ * not be called. A blob nobody waits for any more is dropped: taken out
+ * of the queue, or its transfer abandoned. 0, or -ENOENT (no such submit:
+ * done already, or never made).
+ */
+int fetch_cancel(struct fetch_engine *e, const uint8_t digest[CASFS_SHA256_LEN],
+		 uint64_t size, fetch_cb cb, void *arg, uint64_t tag);
+/*
+ * Called (from fetch_run) at most about once a second for each waiter of
+ * a transfer that received bytes since the last call.
+ */
+typedef void (*fetch_progress_fn)(void *arg, uint64_t tag);
+void fetch_on_progress(struct fetch_engine *e, fetch_progress_fn fn);
 /*
  * One turn of the loop: start transfers, wait up to timeout_ms for
  * transfer progress or for one of extra[0..n) to be ready (revents set as

@@ -98,20 +98,43 @@ static void on_done(void *arg, uint64_t tag, int status)
 	send_done(c, req, status);
 }
 
-static void on_fetch(void *arg, uint32_t req, const uint8_t digest[CASFS_SHA256_LEN],
-		     uint64_t size)
+static void on_fetch(void *arg, const struct nlh_req *q)
 {
 	struct ctx *c = arg;
 	char hex[HEX_LEN + 1];
 	int r;
 
-	hex_encode(digest, hex);
-	log_dbg("FETCH %u %s %llu", req, hex, (unsigned long long)size);
-	r = fetch_submit(c->eng, digest, size, on_done, c, (uint64_t)c->gen << 32 | req);
+	hex_encode(q->digest, hex);
+	log_dbg("FETCH %u %s %llu uid %u", q->req_id, hex, (unsigned long long)q->size,
+		q->uid);
+	r = fetch_submit_as(c->eng, q->digest, q->size,
+			    q->uid == NLH_UID_NONE ? FETCH_UID_NONE : q->uid, on_done, c,
+			    (uint64_t)c->gen << 32 | q->req_id);
 	if (r) {
-		log_err("%s: cannot take request %u: %s", hex, req, strerror(-r));
-		send_done(c, req, r);
+		log_err("%s: cannot take request %u: %s", hex, q->req_id, strerror(-r));
+		send_done(c, q->req_id, r);
 	}
+}
+
+/* The kernel withdrew a request (its readers left): drop the work. */
+static void on_cancel(void *arg, const struct nlh_req *q)
+{
+	struct ctx *c = arg;
+
+	log_dbg("CANCEL %u", q->req_id);
+	fetch_cancel(c->eng, q->digest, q->size, on_done, c,
+		     (uint64_t)c->gen << 32 | q->req_id);
+}
+
+/* Bytes of a request are arriving: the kernel restarts its readers' timeout. */
+static void on_progress(void *arg, uint64_t tag)
+{
+	struct ctx *c = arg;
+
+	if (!c->nl || (uint32_t)(tag >> 32) != c->gen)
+		return;
+	if (!nlh_send_progress(c->nl, (uint32_t)tag))
+		stats.progress_sent++;
 }
 
 static void drop_nl(struct ctx *c)
@@ -129,6 +152,7 @@ static int try_connect(struct ctx *c)
 
 	if (r)
 		return r;
+	nlh_on_cancel(c->nl, on_cancel);
 	c->gen++;
 	r = nlh_register(c->nl, 5000, &kv);
 	if (!r) {
@@ -141,7 +165,7 @@ static int try_connect(struct ctx *c)
 			"refusing to run (install matching versions)", kv, CASFS_PROTO_VERSION);
 	else if (r == -EPROTO)
 		log_err("casfs.ko does not support protocol version %u: refusing to run "
-			"(install matching versions)", CASFS_PROTO_VERSION);
+			"(install matching versions)", CASFS_PROTO_VERSION_MIN);
 	else if (r == -EPERM)
 		log_err("REGISTER refused (EPERM): the helper needs CAP_NET_ADMIN and "
 			"write access to the cache's blobs/ (root-owned, mode 0700)");
@@ -229,6 +253,7 @@ int main(int argc, char **argv)
 		code = EXIT_CONFIG;
 		goto out;
 	}
+	fetch_on_progress(c.eng, on_progress);
 	last_family_check = mono_ms();
 
 	while (!stop) {

@@ -3,7 +3,8 @@
  * casfs-helper: generic netlink to casfs.ko.
  *
  * One socket: REGISTER goes out, the kernel's REGISTER reply and its
- * FETCH messages (unicast to this socket's port) come in, DONE goes out.
+ * FETCH and CANCEL messages (unicast to this socket's port) come in,
+ * PROGRESS and DONE go out.
  * Only messages from the kernel (port 0) of our family are looked at;
  * every attribute is checked for presence and exact length before use.
  */
@@ -28,8 +29,9 @@ struct nlh {
 	struct nl_sock *sk;
 	struct nl_cb *cb;
 	int family;
-	nlh_fetch_fn fn;
+	nlh_fetch_fn fn, cancel_fn;
 	void *arg;
+	uint32_t proto;		/* the version registered with */
 	int blobs_fd;		/* sent with REGISTER: proof we may publish */
 	uint32_t reg_seq;	/* seq of the REGISTER being waited for */
 	bool reg_reply, reg_bad;
@@ -46,6 +48,7 @@ static struct nla_policy casfs_policy[CASFS_A_MAX + 1] = {
 			     .maxlen = CASFS_SHA256_LEN },
 	[CASFS_A_SIZE] = { .type = NLA_U64, .minlen = 8, .maxlen = 8 },
 	[CASFS_A_STATUS] = { .type = NLA_U32, .minlen = 4, .maxlen = 4 },
+	[CASFS_A_UID] = { .type = NLA_U32, .minlen = 4, .maxlen = 4 },
 };
 
 static int nlerr(int e)
@@ -101,14 +104,14 @@ static int parse_common(struct nlmsghdr *nlh, int family, uint8_t cmd,
 	return 0;
 }
 
-int nlh_parse_fetch(struct nlmsghdr *nlh, int family, uint32_t *req_id,
-		    uint8_t digest[CASFS_SHA256_LEN], uint64_t *size, const char **why)
+static int parse_req(struct nlmsghdr *nlh, int family, uint8_t cmd,
+		     struct nlh_req *r, const char **why)
 {
 	struct nlattr *tb[CASFS_A_MAX + 1];
 	uint64_t sz;
 	uint32_t id;
 
-	if (parse_common(nlh, family, CASFS_CMD_FETCH, tb, why))
+	if (parse_common(nlh, family, cmd, tb, why))
 		return -EINVAL;
 	if (!tb[CASFS_A_REQ_ID] || !tb[CASFS_A_DIGEST] || !tb[CASFS_A_SIZE]) {
 		*why = "missing REQ_ID, DIGEST or SIZE";
@@ -130,10 +133,30 @@ int nlh_parse_fetch(struct nlmsghdr *nlh, int family, uint32_t *req_id,
 		*why = "size above CASFS_MAX_BLOB_SIZE";
 		return -EINVAL;
 	}
-	memcpy(digest, nla_data(tb[CASFS_A_DIGEST]), CASFS_SHA256_LEN);
-	*req_id = id;
-	*size = sz;
+	r->uid = NLH_UID_NONE;
+	if (tb[CASFS_A_UID]) {
+		if (cmd != CASFS_CMD_FETCH || nla_len(tb[CASFS_A_UID]) != 4) {
+			*why = "UID where none belongs, or of the wrong length";
+			return -EINVAL;
+		}
+		r->uid = nla_get_u32(tb[CASFS_A_UID]);
+	}
+	memcpy(r->digest, nla_data(tb[CASFS_A_DIGEST]), CASFS_SHA256_LEN);
+	r->req_id = id;
+	r->size = sz;
 	return 0;
+}
+
+int nlh_parse_fetch(struct nlmsghdr *nlh, int family, struct nlh_req *r,
+		    const char **why)
+{
+	return parse_req(nlh, family, CASFS_CMD_FETCH, r, why);
+}
+
+int nlh_parse_cancel(struct nlmsghdr *nlh, int family, struct nlh_req *r,
+		     const char **why)
+{
+	return parse_req(nlh, family, CASFS_CMD_CANCEL, r, why);
 }
 
 int nlh_parse_register(struct nlmsghdr *nlh, int family, uint32_t *version,
@@ -156,10 +179,9 @@ static int on_valid(struct nl_msg *msg, void *arg)
 	struct nlh *h = arg;
 	struct nlmsghdr *nh = nlmsg_hdr(msg);
 	struct sockaddr_nl *src = nlmsg_get_src(msg);
-	uint8_t digest[CASFS_SHA256_LEN];
 	const char *why = "?";
-	uint32_t id, ver;
-	uint64_t size;
+	struct nlh_req req;
+	uint32_t ver;
 
 	if (!src || src->nl_pid != 0) {
 		stats.malformed++;
@@ -174,12 +196,21 @@ static int on_valid(struct nl_msg *msg, void *arg)
 	}
 	switch (genlmsg_hdr(nh)->cmd) {
 	case CASFS_CMD_FETCH:
-		if (nlh_parse_fetch(nh, h->family, &id, digest, &size, &why)) {
+		if (nlh_parse_fetch(nh, h->family, &req, &why)) {
 			stats.malformed++;
 			log_err("netlink: malformed FETCH ignored: %s", why);
 			break;
 		}
-		h->fn(h->arg, id, digest, size);
+		h->fn(h->arg, &req);
+		break;
+	case CASFS_CMD_CANCEL:
+		if (nlh_parse_cancel(nh, h->family, &req, &why)) {
+			stats.malformed++;
+			log_err("netlink: malformed CANCEL ignored: %s", why);
+			break;
+		}
+		if (h->cancel_fn)
+			h->cancel_fn(h->arg, &req);
 		break;
 	case CASFS_CMD_REGISTER:
 		if (nlh_parse_register(nh, h->family, &ver, &why)) {
@@ -190,10 +221,10 @@ static int on_valid(struct nl_msg *msg, void *arg)
 		}
 		h->reg_reply = true;
 		h->reg_version = ver;
-		if (ver != CASFS_PROTO_VERSION) {
+		if (ver != h->proto) {
 			h->fatal = -EPROTO;
-			log_err("netlink: casfs.ko speaks protocol version %u, this helper %u",
-				ver, CASFS_PROTO_VERSION);
+			log_err("netlink: casfs.ko answered REGISTER version %u with %u",
+				h->proto, ver);
 		}
 		break;
 	default:
@@ -252,6 +283,7 @@ int nlh_open(struct nlh **out, nlh_fetch_fn fn, void *arg, int blobs_fd)
 	h->fn = fn;
 	h->arg = arg;
 	h->blobs_fd = blobs_fd;
+	h->proto = CASFS_PROTO_VERSION;
 	h->sk = nl_socket_alloc();
 	if (!h->sk) {
 		free(h);
@@ -305,6 +337,11 @@ fail:
 	return nlerr(r);
 }
 
+void nlh_on_cancel(struct nlh *h, nlh_fetch_fn fn)
+{
+	h->cancel_fn = fn;
+}
+
 bool nlh_take_overrun(struct nlh *h)
 {
 	bool o = h->overrun;
@@ -332,7 +369,7 @@ static int send_register(struct nlh *h)
 		return -ENOMEM;
 	if (!genlmsg_put(m, NL_AUTO_PORT, NL_AUTO_SEQ, h->family, 0, 0,
 			 CASFS_CMD_REGISTER, CASFS_GENL_VERSION) ||
-	    nla_put_u32(m, CASFS_A_VERSION, CASFS_PROTO_VERSION) < 0 ||
+	    nla_put_u32(m, CASFS_A_VERSION, h->proto) < 0 ||
 	    nla_put_u32(m, CASFS_A_BLOBS_FD, (uint32_t)h->blobs_fd) < 0) {
 		nlmsg_free(m);
 		return -ENOMEM;
@@ -372,9 +409,28 @@ int nlh_receive(struct nlh *h)
 	return 0;	/* more may be queued: poll() says so next turn */
 }
 
+static int register_as(struct nlh *h, uint64_t deadline, uint32_t *kernel_version);
+
 int nlh_register(struct nlh *h, int timeout_ms, uint32_t *kernel_version)
 {
 	uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+	int r;
+
+	h->proto = CASFS_PROTO_VERSION;
+	r = register_as(h, deadline, kernel_version);
+	if (r == -EPROTO && !*kernel_version) {
+		/* An older casfs.ko: no UID, PROGRESS or CANCEL. */
+		h->proto = CASFS_PROTO_VERSION_MIN;
+		r = register_as(h, deadline, kernel_version);
+		if (!r)
+			log_info("casfs.ko is older (protocol %u): no per-user queues, "
+				 "progress reports or cancels", h->proto);
+	}
+	return r;
+}
+
+static int register_as(struct nlh *h, uint64_t deadline, uint32_t *kernel_version)
+{
 	int r;
 
 	h->reg_reply = h->reg_bad = false;
@@ -412,7 +468,7 @@ int nlh_register(struct nlh *h, int timeout_ms, uint32_t *kernel_version)
 		return -EPROTO;
 	*kernel_version = h->reg_version;
 	h->fatal = 0;
-	return h->reg_version == CASFS_PROTO_VERSION ? 0 : -EPROTO;
+	return h->reg_version == h->proto ? 0 : -EPROTO;
 }
 
 int nlh_send_done(struct nlh *h, uint32_t req_id, int32_t status)
@@ -426,6 +482,27 @@ int nlh_send_done(struct nlh *h, uint32_t req_id, int32_t status)
 			 CASFS_CMD_DONE, CASFS_GENL_VERSION) ||
 	    nla_put_u32(m, CASFS_A_REQ_ID, req_id) < 0 ||
 	    nla_put_s32(m, CASFS_A_STATUS, status) < 0) {
+		nlmsg_free(m);
+		return -ENOMEM;
+	}
+	r = nl_send_auto(h->sk, m);
+	nlmsg_free(m);
+	return r < 0 ? nlerr(r) : 0;
+}
+
+int nlh_send_progress(struct nlh *h, uint32_t req_id)
+{
+	struct nl_msg *m;
+	int r;
+
+	if (h->proto < 3)
+		return 0;
+	m = nlmsg_alloc();
+	if (!m)
+		return -ENOMEM;
+	if (!genlmsg_put(m, NL_AUTO_PORT, NL_AUTO_SEQ, h->family, 0, 0,
+			 CASFS_CMD_PROGRESS, CASFS_GENL_VERSION) ||
+	    nla_put_u32(m, CASFS_A_REQ_ID, req_id) < 0) {
 		nlmsg_free(m);
 		return -ENOMEM;
 	}

@@ -13,8 +13,16 @@
 struct nlmsghdr;
 struct nlh;
 
-typedef void (*nlh_fetch_fn)(void *arg, uint32_t req_id,
-			     const uint8_t digest[CASFS_SHA256_LEN], uint64_t size);
+/* A FETCH or CANCEL from the kernel. */
+struct nlh_req {
+	uint32_t req_id;
+	uint8_t digest[CASFS_SHA256_LEN];
+	uint64_t size;
+	uint32_t uid;		/* FETCH from protocol 3; else NLH_UID_NONE */
+};
+#define NLH_UID_NONE UINT32_MAX
+
+typedef void (*nlh_fetch_fn)(void *arg, const struct nlh_req *r);
 
 /*
  * Open a socket and resolve the family. -ENOENT: family not registered
@@ -23,8 +31,12 @@ typedef void (*nlh_fetch_fn)(void *arg, uint32_t req_id,
  * takes it as proof that this process may publish blobs.
  */
 int nlh_open(struct nlh **out, nlh_fetch_fn fn, void *arg, int blobs_fd);
+/* CANCEL (protocol 3): the kernel withdrew a request; fn gets it. */
+void nlh_on_cancel(struct nlh *h, nlh_fetch_fn fn);
 /*
  * Send REGISTER and wait (up to timeout_ms) for the kernel's reply.
+ * Protocol CASFS_PROTO_VERSION first, then CASFS_PROTO_VERSION_MIN if the
+ * kernel (an older casfs.ko) refuses it; *kernel_version says which.
  * 0: registered. -EPROTO: the kernel speaks another protocol version
  * (*kernel_version says which if it replied; 0 if it refused ours with
  * EPROTONOSUPPORT). Else -errno (EPERM: no CAP_NET_ADMIN, which
@@ -45,6 +57,9 @@ bool nlh_take_overrun(struct nlh *h);
 /* Ask again for the pending list (after an overrun), without waiting. */
 int nlh_reregister(struct nlh *h);
 int nlh_send_done(struct nlh *h, uint32_t req_id, int32_t status);
+/* PROGRESS: bytes of req_id are arriving (readers' timeout restarts).
+ * A no-op (0) under protocol 2. */
+int nlh_send_progress(struct nlh *h, uint32_t req_id);
 void nlh_close(struct nlh *h);
 /* The family id now, or -ENOENT; uses a short-lived socket. */
 int nlh_resolve_family(void);
@@ -52,11 +67,15 @@ int nlh_family(const struct nlh *h);
 
 /*
  * Validate a FETCH message from the family `family`: genl header, cmd,
- * REQ_ID u32 != 0, DIGEST exactly 32 bytes, SIZE u64 <= CASFS_MAX_BLOB_SIZE.
+ * REQ_ID u32 != 0, DIGEST exactly 32 bytes, SIZE u64 <= CASFS_MAX_BLOB_SIZE,
+ * UID u32 if present.
  * 0 or -EINVAL (with a reason in *why).
  */
-int nlh_parse_fetch(struct nlmsghdr *nlh, int family, uint32_t *req_id,
-		    uint8_t digest[CASFS_SHA256_LEN], uint64_t *size, const char **why);
+int nlh_parse_fetch(struct nlmsghdr *nlh, int family, struct nlh_req *r,
+		    const char **why);
+/* Validate a CANCEL: the same attributes as FETCH but UID. */
+int nlh_parse_cancel(struct nlmsghdr *nlh, int family, struct nlh_req *r,
+		     const char **why);
 /* Validate a REGISTER reply: 0 and *version, or -EINVAL. */
 int nlh_parse_register(struct nlmsghdr *nlh, int family, uint32_t *version,
 		       const char **why);

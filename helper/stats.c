@@ -104,6 +104,8 @@ size_t stats_format(char *buf, size_t len)
 		     "evictions %llu\n"
 		     "evicted_bytes %llu\n"
 		     "evictions_deferred %llu\n"
+		     "cancelled %llu\n"
+		     "progress_sent %llu\n"
 		     "latency_count %llu\n"
 		     "latency_avg_ms %s\n"
 		     "latency_p50_ms %s\n"
@@ -119,6 +121,7 @@ size_t stats_format(char *buf, size_t len)
 		     U(stats.queued), U(stats.cache_bytes), U(stats.cache_blobs),
 		     U(stats.cache_max_bytes), U(stats.evictions),
 		     U(stats.evicted_bytes), U(stats.evictions_deferred),
+		     U(stats.cancelled), U(stats.progress_sent),
 		     U(stats.lat_count), avg, p50, p90, p99);
 #undef U
 	if (n < 0)

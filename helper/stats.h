@@ -31,6 +31,8 @@ struct helper_stats {
 	uint64_t evictions;
 	uint64_t evicted_bytes;
 	uint64_t evictions_deferred;	/* stopped at a blob in its grace time */
+	uint64_t cancelled;	/* jobs dropped: the kernel withdrew their request */
+	uint64_t progress_sent;	/* PROGRESS messages to the kernel */
 	uint64_t done_sent;
 	uint64_t done_failed;
 	uint64_t malformed;	/* netlink messages ignored */

@@ -207,7 +207,7 @@ void casfs_fetch_exit(void);
 int casfs_nl_init(void);
 void casfs_nl_exit(void);
 void casfs_nl_send_fetch(u32 id, const u8 *sha256, u64 size, kuid_t uid);
-void casfs_nl_send_cancel(u32 id);
+void casfs_nl_send_cancel(u32 id, const u8 *sha256, u64 size);
 
 /* xattr.c */
 extern const struct xattr_handler *CASFS_XATTR_HANDLERS_CONST

@@ -192,7 +192,7 @@ int casfs_fetch_wait(const u8 *sha256, u64 size, unsigned long timeout,
 	struct casfs_fetch_req *req;
 	bool new_req = false, last, withdrawn = false;
 	unsigned long start = jiffies, until;
-	u32 id;
+	u32 id = 0;
 	long left;
 	int err;
 
@@ -245,12 +245,12 @@ int casfs_fetch_wait(const u8 *sha256, u64 size, unsigned long timeout,
 		casfs_fetch_unlink(req);
 	}
 	mutex_unlock(&casfs_fetch_lock);
-	if (last)
-		kfree(req);
 	if (withdrawn) {
 		atomic64_inc(&casfs_stats.cancels);
-		casfs_nl_send_cancel(id);
+		casfs_nl_send_cancel(id, sha256, size);
 	}
+	if (last)
+		kfree(req);
 	return err;
 }
 

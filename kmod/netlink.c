@@ -99,7 +99,7 @@ void casfs_nl_send_fetch(u32 id, const u8 *sha256, u64 size, kuid_t uid)
  * so that it drops the work. Best effort, like FETCH: a helper that does
  * not hear it fetches a blob nobody waits for, and its DONE is ignored.
  */
-void casfs_nl_send_cancel(u32 id)
+void casfs_nl_send_cancel(u32 id, const u8 *sha256, u64 size)
 {
 	struct sk_buff *skb;
 	u32 version, portid = casfs_helper_v(&version);
@@ -107,11 +107,15 @@ void casfs_nl_send_cancel(u32 id)
 
 	if (!portid || version < 3)
 		return;
-	skb = genlmsg_new(nla_total_size(sizeof(u32)), GFP_NOFS);
+	skb = genlmsg_new(nla_total_size(sizeof(u32)) +
+			  nla_total_size(CASFS_SHA256_LEN) +
+			  nla_total_size_64bit(sizeof(u64)), GFP_NOFS);
 	if (!skb)
 		return;
 	hdr = genlmsg_put(skb, 0, 0, &casfs_genl_family, 0, CASFS_CMD_CANCEL);
-	if (!hdr || nla_put_u32(skb, CASFS_A_REQ_ID, id)) {
+	if (!hdr || nla_put_u32(skb, CASFS_A_REQ_ID, id) ||
+	    nla_put(skb, CASFS_A_DIGEST, CASFS_SHA256_LEN, sha256) ||
+	    nla_put_u64_64bit(skb, CASFS_A_SIZE, size, CASFS_A_PAD)) {
 		nlmsg_free(skb);
 		return;
 	}
@@ -194,8 +198,8 @@ static int casfs_nl_register(struct sk_buff *skb, struct genl_info *info)
 	if (err)
 		return err;
 
-	pr_info("casfs: helper registered (port %u), %u requests pending\n",
-		info->snd_portid, casfs_fetch_pending_count());
+	pr_info("casfs: helper registered (port %u, protocol %u), %u requests pending\n",
+		info->snd_portid, version, casfs_fetch_pending_count());
 	casfs_fetch_resend_all();
 	return 0;
 }

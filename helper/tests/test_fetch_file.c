@@ -278,6 +278,84 @@ static void t_eviction_through_engine(void)
 	teardown(&v);
 }
 
+static int order[16];
+static unsigned norder;
+
+static void order_cb(void *arg, uint64_t tag, int status)
+{
+	struct results *r = arg;
+
+	t_cb(arg, tag, status);
+	if (norder < 16 && !r->status[tag])
+		order[norder++] = (int)tag;
+}
+
+/*
+ * Issue 11 item 9: queued blobs start in turns per uid, so one user's
+ * flood does not starve another's: with one transfer at a time, uid 100's
+ * four blobs and uid 200's two go 100, 200, 100, 200, 100, 100.
+ */
+static void t_turns_per_uid(void)
+{
+	static const int want[6] = { 0, 4, 1, 5, 2, 3 };
+	struct env v;
+	uint8_t d[6][32];
+
+	REQUIRE(setup(&v, 1, 0) == 0);
+	norder = 0;
+	for (int i = 0; i < 6; i++) {
+		t_make_blob(v.cas, "cas", 300 + (unsigned)i, 1000, d[i]);
+		CHECK_INT(fetch_submit_as(v.e, d[i], 1000, i < 4 ? 100 : 200, order_cb,
+					  &v.r, (uint64_t)i), 0);
+	}
+	CHECK_INT(t_drain(v.e, 5000), 0);
+	CHECK_INT(norder, 6);
+	for (int i = 0; i < 6; i++)
+		CHECK_INT(order[i], want[i]);
+	teardown(&v);
+}
+
+/*
+ * Issue 11 item 9: a withdrawn request is dropped (queued, or its
+ * transfer abandoned), unless someone else still waits for the blob; its
+ * callback is never called and nothing is left in tmp/.
+ */
+static void t_cancel(void)
+{
+	struct env v;
+	uint8_t d[4][32];
+
+	REQUIRE(setup(&v, 1, 0) == 0);
+	t_make_blob(v.cas, "cas", 400, 8 * 1024 * 1024, d[0]);	/* sliced: several turns */
+	for (int i = 1; i < 4; i++)
+		t_make_blob(v.cas, "cas", 400 + (unsigned)i, 1000, d[i]);
+	CHECK_INT(fetch_submit(v.e, d[0], 8 * 1024 * 1024, t_cb, &v.r, 0), 0);
+	CHECK_INT(fetch_submit(v.e, d[1], 1000, t_cb, &v.r, 1), 0);
+	CHECK_INT(fetch_submit(v.e, d[2], 1000, t_cb, &v.r, 2), 0);
+	CHECK_INT(fetch_submit(v.e, d[2], 1000, t_cb, &v.r, 3), 0);	/* two waiters */
+	CHECK_INT(fetch_submit(v.e, d[3], 1000, t_cb, &v.r, 4), 0);
+	CHECK_INT(fetch_run(v.e, 0, NULL, 0), 0);	/* d[0] is transferring */
+	CHECK_INT(fetch_cancel(v.e, d[0], 8 * 1024 * 1024, t_cb, &v.r, 0), 0);
+	CHECK_INT(fetch_cancel(v.e, d[1], 1000, t_cb, &v.r, 1), 0);	/* queued */
+	CHECK_INT(fetch_cancel(v.e, d[2], 1000, t_cb, &v.r, 2), 0);	/* 3 still waits */
+	CHECK_INT(fetch_cancel(v.e, d[2], 1000, t_cb, &v.r, 9), -ENOENT);
+	CHECK_INT(fetch_cancel(v.e, d[1], 1000, t_cb, &v.r, 1), -ENOENT);	/* gone */
+	CHECK_INT(stats.cancelled, 2);
+	CHECK_INT(t_drain(v.e, 5000), 0);
+	CHECK_INT(v.r.called[0], 0);
+	CHECK_INT(v.r.called[1], 0);
+	CHECK_INT(v.r.called[2], 0);
+	CHECK_INT(v.r.called[3], 1);
+	CHECK_INT(v.r.status[3], 0);
+	CHECK_INT(v.r.called[4], 1);
+	CHECK(!t_cached_ok(v.cache, d[0], 8 * 1024 * 1024, 400));
+	CHECK(!t_cached_ok(v.cache, d[1], 1000, 401));
+	CHECK(t_cached_ok(v.cache, d[2], 1000, 402));
+	CHECK_INT(tmp_count(&v), 0);
+	CHECK_INT(fetch_pending(v.e), 0);
+	teardown(&v);
+}
+
 static void t_refuses(void)
 {
 	struct env v;
@@ -346,5 +424,7 @@ const struct test fetch_file_tests[] = {
 	{ "refuses_bad_size", t_refuses },
 	{ "abandon_on_free", t_abandon },
 	{ "bad_urls", t_bad_urls },
+	{ "turns_per_uid", t_turns_per_uid },
+	{ "cancel", t_cancel },
 	{ NULL, NULL },
 };

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Tests: validation of kernel messages (FETCH, REGISTER reply), built with
+ * Tests: validation of kernel messages (FETCH, CANCEL, REGISTER reply), built with
  * libnl exactly as the kernel would lay them out. No socket involved.
  */
 #include "t.h"
@@ -24,6 +24,9 @@ struct fetch_spec {
 	int size_len;		/* 8, or 4 for a wrong-width attribute */
 	bool extra;		/* an unknown attribute too */
 	int family;
+	bool uid;		/* a UID attribute (protocol 3 FETCH) */
+	uint32_t uid_v;
+	int uid_len;		/* 4, or 8 for a wrong-width attribute */
 };
 
 static struct nl_msg *build(const struct fetch_spec *s)
@@ -44,6 +47,12 @@ static struct nl_msg *build(const struct fetch_spec *s)
 		else
 			nla_put_u64(m, CASFS_A_SIZE, s->size_v);
 	}
+	if (s->uid) {
+		if (s->uid_len == 8)
+			nla_put_u64(m, CASFS_A_UID, s->uid_v);
+		else
+			nla_put_u32(m, CASFS_A_UID, s->uid_v);
+	}
 	if (s->extra) {
 		nla_put_u64(m, CASFS_A_PAD, 0);
 		nla_put_u32(m, CASFS_A_MAX + 5, 7);
@@ -51,11 +60,12 @@ static struct nl_msg *build(const struct fetch_spec *s)
 	return m;
 }
 
-static int parse(const struct fetch_spec *s, uint32_t *id, uint8_t *d, uint64_t *size,
-		 const char **why)
+static int parse(const struct fetch_spec *s, struct nlh_req *q, const char **why)
 {
 	struct nl_msg *m = build(s);
-	int r = nlh_parse_fetch(nlmsg_hdr(m), FAM, id, d, size, why);
+	int r = s->cmd == CASFS_CMD_CANCEL ?
+		nlh_parse_cancel(nlmsg_hdr(m), FAM, q, why) :
+		nlh_parse_fetch(nlmsg_hdr(m), FAM, q, why);
 
 	nlmsg_free(m);
 	return r;
@@ -69,32 +79,58 @@ static const struct fetch_spec good = {
 static void t_fetch_good(void)
 {
 	struct fetch_spec s = good;
-	uint8_t d[32];
-	uint64_t size = 0;
-	uint32_t id = 0;
+	struct nlh_req q = { 0 };
 	const char *why = NULL;
 
-	CHECK_INT(parse(&s, &id, d, &size, &why), 0);
-	CHECK_INT(id, 77);
-	CHECK_INT(size, 4096);
-	CHECK_INT(d[0], 1);
-	CHECK_INT(d[31], 32);
+	CHECK_INT(parse(&s, &q, &why), 0);
+	CHECK_INT(q.req_id, 77);
+	CHECK_INT(q.size, 4096);
+	CHECK_INT(q.digest[0], 1);
+	CHECK_INT(q.digest[31], 32);
+	CHECK(q.uid == NLH_UID_NONE);	/* protocol 2: no UID */
 	s.extra = true;		/* unknown and padding attributes are ignored */
 	s.size_v = CASFS_MAX_BLOB_SIZE;
-	CHECK_INT(parse(&s, &id, d, &size, &why), 0);
-	CHECK(size == CASFS_MAX_BLOB_SIZE);
+	CHECK_INT(parse(&s, &q, &why), 0);
+	CHECK(q.size == CASFS_MAX_BLOB_SIZE);
 	s.size_v = 0;
-	CHECK_INT(parse(&s, &id, d, &size, &why), 0);
+	CHECK_INT(parse(&s, &q, &why), 0);
+	s.uid = true;
+	s.uid_v = 1000;
+	CHECK_INT(parse(&s, &q, &why), 0);
+	CHECK_INT(q.uid, 1000);
+}
+
+static void t_cancel(void)
+{
+	struct fetch_spec s = good;
+	struct nlh_req q = { 0 };
+	const char *why = NULL;
+
+	s.cmd = CASFS_CMD_CANCEL;
+	CHECK_INT(parse(&s, &q, &why), 0);
+	CHECK_INT(q.req_id, 77);
+	CHECK_INT(q.size, 4096);
+	CHECK_INT(q.digest[5], 6);
+	s.uid = true;		/* a CANCEL has no UID */
+	CHECK_INT(parse(&s, &q, &why), -EINVAL);
+	s.uid = false;
+	s.req_id = 0;
+	CHECK_INT(parse(&s, &q, &why), -EINVAL);
+	s = good;		/* a FETCH is not a CANCEL */
+	{
+		struct nl_msg *m = build(&s);
+
+		CHECK_INT(nlh_parse_cancel(nlmsg_hdr(m), FAM, &q, &why), -EINVAL);
+		nlmsg_free(m);
+	}
 }
 
 static void expect_bad(struct fetch_spec s, const char *what)
 {
-	uint8_t d[32];
-	uint64_t size;
-	uint32_t id;
+	struct nlh_req q;
 	const char *why = NULL;
 
-	if (parse(&s, &id, d, &size, &why) != -EINVAL) {
+	if (parse(&s, &q, &why) != -EINVAL) {
 		char m[200];
 
 		snprintf(m, sizeof(m), "FETCH with %s accepted", what);
@@ -119,6 +155,7 @@ static void t_fetch_bad(void)
 	s = good; s.size_len = 4; expect_bad(s, "4-byte SIZE");
 	s = good; s.cmd = CASFS_CMD_DONE; expect_bad(s, "wrong command");
 	s = good; s.family = FAM + 1; expect_bad(s, "wrong family");
+	s = good; s.uid = true; s.uid_len = 8; expect_bad(s, "8-byte UID");
 }
 
 static void t_fetch_truncated(void)
@@ -126,15 +163,13 @@ static void t_fetch_truncated(void)
 	/* a header that claims attributes beyond the message */
 	struct nl_msg *m = build(&good);
 	struct nlmsghdr *h = nlmsg_hdr(m);
-	uint8_t d[32];
-	uint64_t size;
-	uint32_t id;
+	struct nlh_req q;
 	const char *why = NULL;
 
 	h->nlmsg_len = NLMSG_HDRLEN + 2;	/* shorter than a genl header */
-	CHECK_INT(nlh_parse_fetch(h, FAM, &id, d, &size, &why), -EINVAL);
+	CHECK_INT(nlh_parse_fetch(h, FAM, &q, &why), -EINVAL);
 	h->nlmsg_len = NLMSG_HDRLEN + GENL_HDRLEN + 6;	/* cuts the first attribute */
-	CHECK_INT(nlh_parse_fetch(h, FAM, &id, d, &size, &why), -EINVAL);
+	CHECK_INT(nlh_parse_fetch(h, FAM, &q, &why), -EINVAL);
 	nlmsg_free(m);
 }
 
@@ -166,6 +201,7 @@ const struct test netlink_tests[] = {
 	{ "fetch_good", t_fetch_good },
 	{ "fetch_malformed", t_fetch_bad },
 	{ "fetch_truncated", t_fetch_truncated },
+	{ "cancel", t_cancel },
 	{ "register_reply", t_register_reply },
 	{ NULL, NULL },
 };

@@ -22,9 +22,9 @@
  *       PROGRESS {REQ_ID}       ---->   (CAP_NET_ADMIN, version 3) bytes
  *                                       are arriving: readers' timeout=
  *                                       counts again from now
- *                               <----   CANCEL {REQ_ID} (to version 3
- *                                       helpers) the last reader left: the
- *                                       request is withdrawn
+ *                               <----   CANCEL {REQ_ID, DIGEST, SIZE} (to
+ *                                       version 3 helpers) the last reader
+ *                                       left: the request is withdrawn
  *       DONE {REQ_ID, STATUS}   ---->   (CAP_NET_ADMIN) STATUS 0: the blob
  *                                       is in DIR/blobs/; else a negative
  *                                       errno, and waiting readers get EIO
@@ -55,8 +55,8 @@
 #define CASFS_GENL_NAME		"casfs"
 #define CASFS_GENL_VERSION	1	/* genl family version */
 #define CASFS_PROTO_VERSION	3	/* REGISTER's VERSION attribute */
-#define CASFS_PROTO_VERSION_MIN	2	/* the oldest a helper may speak (no
-					 * UID, PROGRESS or CANCEL) */
+/* The oldest a helper may speak: 2 has no UID, PROGRESS or CANCEL. */
+#define CASFS_PROTO_VERSION_MIN	2
 
 #define CASFS_SHA256_LEN	32
 #define CASFS_MAX_BLOB_SIZE	(1ULL << 40)	/* 1 TiB: larger is refused */

@@ -39,14 +39,16 @@ def sha(data):
 class FakeHelper:
     """Serves FETCH from an in-memory store; counts requests."""
 
-    def __init__(self, store, mode="ok", delay=0.0):
+    def __init__(self, store, mode="ok", delay=0.0, version=U.PROTO_VERSION):
         self.store = store          # sha256 bytes -> data
         self.mode = mode            # ok | corrupt | short | error | mute | evicted
         self.evicted = 0            # "evicted": DONE without a blob this many times
         self.delay = delay
         self.fetches = []
+        self.fetch_attrs = []       # every FETCH's attributes
+        self.cancels = []           # every CANCEL's attributes
         self.nl = U.Genl()
-        err, replies = self.nl.register()
+        err, replies = self.nl.register(version=version)
         if err:
             raise OSError(err, "REGISTER")
         self.stop = False
@@ -59,9 +61,18 @@ class FakeHelper:
         digest = attrs[U.A_DIGEST]
         size = struct.unpack("=Q", attrs[U.A_SIZE])[0]
         self.fetches.append(digest)
+        self.fetch_attrs.append(attrs)
         if self.mode == "mute":
             return
         time.sleep(self.delay)
+        if self.mode == "progress":
+            # a slow transfer: PROGRESS every second, for longer than the
+            # mount's timeout, then the blob
+            for _ in range(int(TIMEOUT) + 2):
+                self.nl.send(self.nl.family, U.CMD_PROGRESS,
+                             U.attr(U.A_REQ_ID, struct.pack("=I", req)),
+                             flags=U.NLM_F_REQUEST)
+                time.sleep(1)
         data = self.store.get(digest)
         status = 0
         if data is None:
@@ -104,6 +115,8 @@ class FakeHelper:
             for m in msgs:
                 if m[0] == "msg" and m[1] == U.CMD_FETCH:
                     self.serve(m[2])
+                elif m[0] == "msg" and m[1] == U.CMD_CANCEL:
+                    self.cancels.append(m[2])
 
     def close(self):
         self.stop = True
@@ -433,6 +446,74 @@ class Fetching(Base):
         self.assertErrno(errno.EIO, lambda: open(self.p("f"), "rb").read())
         os.chmod(path, 0o444)
         self.assertEqual(open(self.p("f"), "rb").read(), data)
+
+    def test_progress_extends_the_timeout(self):
+        """Issue 11 item 3: timeout= bounds a wait without progress: a
+        helper that reports PROGRESS every second keeps the reader
+        waiting past it, and the read succeeds."""
+        data = os.urandom(10_000)
+        self.add("f", data)
+        self.helper = FakeHelper(self.store, mode="progress")
+        t0 = time.monotonic()
+        self.assertEqual(open(self.p("f"), "rb").read(), data)
+        self.assertGreater(time.monotonic() - t0, TIMEOUT + 1)
+        # PROGRESS only from the registered helper, for a live request
+        nl = U.Genl()
+        try:
+            self.assertEqual(nl.request(U.CMD_PROGRESS, U.attr(
+                U.A_REQ_ID, struct.pack("=I", 1)))[0], errno.EPERM)
+        finally:
+            nl.close()
+        h, self.helper = self.helper, None
+        h.stop = True                   # its socket is ours now
+        h.thread.join()
+        try:
+            err, _ = h.nl.request(U.CMD_PROGRESS, U.attr(
+                U.A_REQ_ID, struct.pack("=I", 0x7fffffff)))
+            self.assertEqual(err, errno.ENOENT)
+        finally:
+            h.nl.close()
+
+    def test_cancel_and_uid(self):
+        """Issue 11 item 9: FETCH names the uid that asked; when the last
+        reader leaves, the helper gets CANCEL for the request (protocol
+        3), and an old (protocol 2) helper gets neither."""
+        for version in (3, 2):
+            clear_blobs()
+            data = os.urandom(4000 + version)
+            name = "c%d" % version
+            self.add(name, data)
+            self.helper = FakeHelper(self.store, mode="mute", version=version)
+            before = kstats()["cancels"]
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.setgid(65534)
+                    os.setuid(65534)
+                    open(self.p(name), "rb").read()
+                finally:
+                    os._exit(0)
+            deadline = time.monotonic() + 5
+            while not self.helper.fetch_attrs and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(len(self.helper.fetch_attrs), 1)
+            fa = self.helper.fetch_attrs[0]
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            time.sleep(0.5)
+            self.assertEqual(kstats()["cancels"] - before, 1)
+            if version == 3:
+                self.assertEqual(struct.unpack("=I", fa[U.A_UID])[0], 65534)
+                self.assertEqual(len(self.helper.cancels), 1)
+                ca = self.helper.cancels[0]
+                self.assertEqual(ca[U.A_REQ_ID], fa[U.A_REQ_ID])
+                self.assertEqual(ca[U.A_DIGEST], sha(data))
+                self.assertEqual(struct.unpack("=Q", ca[U.A_SIZE])[0], len(data))
+            else:
+                self.assertNotIn(U.A_UID, fa)
+                self.assertEqual(self.helper.cancels, [])
+            self.helper.close()
+            self.helper = None
 
     def test_helper_restart_with_waiters(self):
         data = os.urandom(200_000)
