@@ -195,6 +195,7 @@ static bool maybe_retry(struct grpc_call *call)
 	call->stream_id = 0;
 	call->headers_sent = false;
 	call->req_off = 0;
+	call->progress = grpc_now_ns();	/* the queue's idle bound anew */
 	call->state = CALL_QUEUED;
 	glist_add_tail(&c->queued, &call->link);
 	conn_wake(c);
@@ -236,7 +237,9 @@ struct grpc_call *grpc_call_start(struct grpc_conn *c,
 	if (!o->method || o->method[0] != '/' || !printable(o->method, true) ||
 	    !o->on_done || (o->req_len && !o->req) || o->req_len > UINT32_MAX ||
 	    (o->accept_encoding && !printable(o->accept_encoding, false)) ||
-	    o->timeout_ms < 0) {
+	    o->timeout_ms < 0 || o->idle_timeout_ms < 0 ||
+	    o->timeout_ms > INT64_MAX / 2000000 ||
+	    o->idle_timeout_ms > INT64_MAX / 2000000) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -269,7 +272,9 @@ struct grpc_call *grpc_call_start(struct grpc_conn *c,
 	call->on_msg = o->on_msg;
 	call->on_done = o->on_done;
 	call->ud = o->ud;
-	call->deadline = o->timeout_ms ? grpc_now_ns() + o->timeout_ms * 1000000 : 0;
+	call->progress = grpc_now_ns();
+	call->deadline = o->timeout_ms ? call->progress + o->timeout_ms * 1000000 : 0;
+	call->idle = o->idle_timeout_ms * 1000000;
 	grpc_deframer_init(&call->df, c->o.max_recv_msg, false);
 	reset_response(call);
 	call->state = CALL_QUEUED;
@@ -404,16 +409,40 @@ void grpc_call_cancel(struct grpc_call *call)
 
 /* ---------------------------------------------------------- deadlines */
 
-static void expire_one(struct grpc_call *call, int64_t now)
+/*
+ * When the call expires (ns; 0: never): its total deadline, or its idle
+ * bound (progress + idle) if that comes first (*idle then set).
+ */
+static int64_t call_expiry(const struct grpc_call *call, bool *idle)
 {
-	if (call->state == CALL_ACTIVE) {
+	int64_t d = call->deadline;
+
+	*idle = false;
+	if (call->idle && (!d || call->progress + call->idle < d)) {
+		d = call->progress + call->idle;
+		*idle = true;
+	}
+	return d;
+}
+
+static void expire_one(struct grpc_call *call, int64_t now, bool idle)
+{
+	bool queued = call->state != CALL_ACTIVE;
+	const char *some = call->st.messages ? " (after some messages)" : "";
+
+	if (!queued) {
 		transport_call_expired(call->t, now);
 		reset_stream(call, NGHTTP2_CANCEL);
 	}
 	else
 		glist_del(&call->link);
-	finish(call, GRPC_DEADLINE_EXCEEDED, true, "deadline exceeded%s",
-	       call->st.messages ? " (after some messages)" : "");
+	if (!idle)
+		finish(call, GRPC_DEADLINE_EXCEEDED, true, "deadline exceeded%s", some);
+	else
+		finish(call, GRPC_DEADLINE_EXCEEDED, true, "no data for %lld ms%s%s",
+		       (long long)(call->idle / 1000000),
+		       queued ? " (still waiting for a connection)" :
+		       !call->headers_sent ? " (request not sent yet)" : "", some);
 }
 
 static void expire_list(struct glist *h, int64_t now)
@@ -423,9 +452,13 @@ static void expire_list(struct glist *h, int64_t now)
 	for (e = h->next; e != h; e = next) {
 		struct grpc_call *call = glist_entry(e, struct grpc_call, link);
 
+		int64_t d;
+		bool idle;
+
 		next = e->next;
-		if (call->deadline && now >= call->deadline)
-			expire_one(call, now);
+		d = call_expiry(call, &idle);
+		if (d && now >= d)
+			expire_one(call, now, idle);
 	}
 }
 
@@ -444,9 +477,11 @@ static int64_t min_deadline(const struct glist *h, int64_t best)
 
 	for (e = h->next; e != h; e = e->next) {
 		const struct grpc_call *call = glist_entry(e, struct grpc_call, link);
+		bool idle;
+		int64_t d = call_expiry(call, &idle);
 
-		if (call->deadline && (!best || call->deadline < best))
-			best = call->deadline;
+		if (d && (!best || d < best))
+			best = d;
 	}
 	return best;
 }
@@ -674,6 +709,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 		call = lookup(t, f->hd.stream_id);
 		if (!call)
 			return 0;
+		call->progress = grpc_now_ns();
 		if (call->http_status && !call->got_headers) {
 			call->got_headers = true;
 			call->df.allow_compressed = call->compressed_ok;
@@ -711,6 +747,8 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id,
 	(void)flags;
 	if (!call || call->state != CALL_ACTIVE)
 		return 0;
+	if (call->idle)
+		call->progress = grpc_now_ns();	/* bytes came: not stalled */
 	if (call->http_status != 200 || !call->content_type_ok)
 		return 0;	/* an error page: the status says it all */
 	call->in_cb++;
@@ -855,8 +893,11 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	if (f->hd.type != NGHTTP2_HEADERS)
 		return 0;
 	call = lookup(ud, f->hd.stream_id);
-	if (call)
+	if (call) {
 		call->headers_sent = true;
+		/* on the wire: the idle bound counts from now */
+		call->progress = grpc_now_ns();
+	}
 	return 0;
 }
 

@@ -162,7 +162,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < 3; i++) {
 		struct grpc_call_opts co = {
 			.method = "/f.F/M", .req = "req", .req_len = 3,
-			.timeout_ms = i == 2 ? 5000 : 0, .on_msg = on_msg,
+			.timeout_ms = i == 2 ? 5000 : 0,
+			.idle_timeout_ms = i == 0 ? 5000 : 0, .on_msg = on_msg,
 			.on_done = on_done, .ud = &k.done[i],
 			.accept_encoding = i == 1 ? "gzip" : NULL,
 		};

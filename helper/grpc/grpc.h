@@ -280,6 +280,19 @@ struct grpc_call_opts {
 	const void *req;	/* one request message, unframed (copied) */
 	size_t req_len;
 	int64_t timeout_ms;	/* 0: none; sent as grpc-timeout and enforced */
+	/*
+	 * 0: none. Progress, not total time: the call fails with
+	 * DEADLINE_EXCEEDED (status.transport set, "no data for N ms")
+	 * once no response bytes for it (HEADERS or DATA frames of its
+	 * stream) have arrived for this long, counted from when its HEADERS
+	 * went out, then from the last such frame; a call still waiting for
+	 * a transport fails the same after this long from when it was
+	 * queued (or requeued by a transparent retry). Any response bytes
+	 * count, even ones that complete no message. Combines with
+	 * timeout_ms (whichever comes first); never sent to the server
+	 * (grpc-timeout carries timeout_ms alone).
+	 */
+	int64_t idle_timeout_ms;
 	const struct grpc_metadata *md;	/* extra headers for this call */
 	/* e.g. "gzip": sent as grpc-accept-encoding; compressed messages in
 	 * that encoding reach on_msg with compressed set, for the caller to

@@ -126,6 +126,10 @@ struct grpc_call {
 	uint8_t *req;			/* framed request */
 	size_t req_len, req_off;
 	int64_t deadline;		/* ns on CLOCK_MONOTONIC; 0: none */
+	int64_t idle;			/* ns: idle_timeout_ms; 0: none */
+	/* ns: when it was queued, its HEADERS sent, or response bytes last
+	 * arrived (the idle bound counts from here) */
+	int64_t progress;
 	struct grpc_metadata md;
 	char *accept_encoding;
 	int (*on_msg)(void *, const uint8_t *, size_t, bool);

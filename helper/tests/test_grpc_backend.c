@@ -330,6 +330,91 @@ static void t_slow_past_deadline(void)
 	fault_case("slow:8000", 2, -ETIMEDOUT, "DEADLINE_EXCEEDED");
 }
 
+/*
+ * Issue 11 item 3: timeouts measure progress. One large blob (34
+ * ByteStream.Read chunks of 64 KiB) under the given faults, with
+ * timeout_s 1: returns the fetch's status and its time in *ms.
+ */
+static int slow_stream(const char *f1, const char *f2, struct env *v, size_t size,
+		       uint8_t d[32], uint64_t *ms)
+{
+	size_t sizes[] = { size };
+	uint8_t dd[1][32];
+	struct results r = { 0 };
+	uint64_t t0;
+
+	if (!env_up(v, sizes, 1, dd, "--fault", f1, f2 ? "--fault" : NULL, f2, NULL) ||
+	    env_engine(v, 4, 1, NULL)) {
+		CHECK(!"server or engine");
+		return 1;
+	}
+	memcpy(d, dd[0], 32);
+	t0 = mono_ms();
+	CHECK_INT(fetch_submit(v->e, d, size, t_cb, &r, 0), 0);
+	CHECK_INT(t_drain(v->e, 20000), 0);
+	*ms = mono_ms() - t0;
+	CHECK_INT(r.called[0], 1);
+	return r.status[0];
+}
+
+/* 100 ms between chunks: ~3.3 s in all, three times the 1 s timeout. */
+static void t_slow_stream_finishes(void)
+{
+	size_t size = 2 * 1024 * 1024 + 5;
+	struct env v = { 0 };
+	uint8_t d[32];
+	uint64_t ms = 0;
+
+	CHECK_INT(slow_stream("drip:100", NULL, &v, size, d, &ms), 0);
+	CHECK(ms >= 3000);
+	CHECK(blob_published(v.cache, d));
+	CHECK(t_cached_ok(v.cache, d, size, 1));
+	CHECK(!t_log_contains("resuming"));
+	CHECK(!t_log_contains("DEADLINE_EXCEEDED"));
+	env_down(&v);
+	CHECK_INT(t_rev2_count(&v.s, " Read: done"), 1);	/* one call did it all */
+}
+
+/*
+ * A stream that breaks (RST_STREAM) after 1.6 s of slow progress, past
+ * the 1 s budget, is still resumed and finished: it was making progress.
+ */
+static void t_slow_stream_break_resumes(void)
+{
+	size_t size = 2 * 1024 * 1024 + 5;
+	struct env v = { 0 };
+	uint8_t d[32];
+	uint64_t ms = 0;
+
+	CHECK_INT(slow_stream("drip:100", "rst:once", &v, size, d, &ms), 0);
+	CHECK(ms >= 3000);
+	CHECK(t_cached_ok(v.cache, d, size, 1));
+	CHECK(t_log_contains("resuming at offset"));
+	env_down(&v);
+	CHECK_INT(t_rev2_count(&v.s, "RST_STREAM after"), 1);
+}
+
+/*
+ * A stream that stalls (half the bytes, then 10 s of silence) fails
+ * after ~1 s of silence, the timeout, with "no data": not after 10 s,
+ * and never published.
+ */
+static void t_stalled_stream_fails(void)
+{
+	size_t size = 2 * 1024 * 1024 + 5;
+	struct env v = { 0 };
+	uint8_t d[32];
+	uint64_t ms = 0;
+
+	CHECK_INT(slow_stream("stall:10000", NULL, &v, size, d, &ms), -ETIMEDOUT);
+	CHECK(ms >= 1000 && ms < 4000);
+	CHECK(!blob_published(v.cache, d));
+	CHECK(t_log_contains("no data for 1000 ms"));
+	CHECK(t_log_contains("giving up"));
+	env_down(&v);
+	CHECK_INT(t_rev2_count(&v.s, "stalling 10000 ms"), 1);
+}
+
 static void t_unavailable_retry_after(void)
 {
 	uint64_t t0 = mono_ms();
@@ -509,6 +594,9 @@ const struct test grpc_backend_tests[] = {
 	{ "goaway", t_goaway },
 	{ "deadline_band", t_deadline_band },
 	{ "slow_past_deadline", t_slow_past_deadline },
+	{ "slow_stream_finishes", t_slow_stream_finishes },
+	{ "slow_stream_break_resumes", t_slow_stream_break_resumes },
+	{ "stalled_stream_fails", t_stalled_stream_fails },
 	{ "unavailable_retry_after", t_unavailable_retry_after },
 	{ "exhausted", t_exhausted },
 	{ "notfound_enoent", t_notfound },

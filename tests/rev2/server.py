@@ -29,6 +29,11 @@ Faults (see tests/rev2/README.md for what each one looks like on the wire):
     goaway       restart the listener mid-call: GOAWAY on every connection,
                  in-flight calls cancelled after a grace of ARG ms (def. 200)
     slow         sleep ARG ms (default 2000) before handling the call
+    drip         ByteStream.Read sleeps ARG ms (default 200) before each
+                 chunk after the first: slow but steady progress
+    stall        ByteStream.Read sends the first half, then nothing for
+                 ARG ms (default 10000), then the rest (if the client is
+                 still there)
     unavailable  UNAVAILABLE with a google.rpc.RetryInfo of ARG ms (def. 100)
     exhausted    RESOURCE_EXHAUSTED, likewise
     notfound     NOT_FOUND for every blob / action result / tree
@@ -73,6 +78,8 @@ FAULT_DEFAULTS = {
     "rst": (False, None, {"Read"}),
     "goaway": (True, 200, ALL_METHODS - {"GetCapabilities"}),
     "slow": (True, 2000, ALL_METHODS - {"GetCapabilities"}),
+    "drip": (True, 200, {"Read"}),
+    "stall": (True, 10000, {"Read"}),
     "unavailable": (True, 100, ALL_METHODS - {"GetCapabilities"}),
     "exhausted": (True, 100, ALL_METHODS - {"GetCapabilities"}),
     "notfound": (False, None, ALL_METHODS - {"GetCapabilities"}),
@@ -603,16 +610,34 @@ class ByteStream(P.bs_grpc.ByteStreamServicer):
         truncate = srv.fault("Read", "truncate")
         rst = srv.fault("Read", "rst")
         goaway = srv.fault("Read", "goaway")
+        drip = srv.fault("Read", "drip")
+        stall = srv.fault("Read", "stall")
         if corrupt and data:
             b = bytearray(data)
             b[len(b) // 2] ^= 0xFF
             data = bytes(b)
-        cut = len(data) // 2 if (truncate or rst or goaway) else len(data)
+        cut = len(data) // 2 if (truncate or rst or goaway or stall) else len(data)
         chunk = srv.args.chunk
         if not data:
             yield P.bs.ReadResponse()
         for i in range(0, cut, chunk):
+            if drip and i:
+                time.sleep(drip.arg / 1000.0)
+                if not context.is_active():
+                    log("Read: client gone while dripping, at %d of %d bytes" % (i, len(data)))
+                    return
             yield P.bs.ReadResponse(data=data[i:min(i + chunk, cut)])
+        if stall:
+            log("Read: stalling %d ms after %d of %d bytes" % (stall.arg, cut, len(data)))
+            end_at = time.monotonic() + stall.arg / 1000.0
+            while time.monotonic() < end_at and context.is_active():
+                time.sleep(0.02)
+            if not context.is_active():
+                log("Read: client gone during the stall")
+                return
+            for i in range(cut, len(data), chunk):
+                yield P.bs.ReadResponse(data=data[i:min(i + chunk, len(data))])
+            return
         if truncate:
             log("Read: truncated after %d of %d bytes (status OK)" % (cut, len(data)))
             return

@@ -385,6 +385,38 @@ def test_faults():
     finally:
         s.stop()
 
+    s = Srv("--fault", "drip:50", preload=[big])
+    try:
+        t0 = time.monotonic()
+        got, err = s.read(d, timeout=10)
+        dt = time.monotonic() - t0
+        # 1 MB in 64 KiB chunks: 15 pauses of 50 ms
+        check("fault drip: all the bytes, right, with a pause before each chunk",
+              err is None and got == big and dt >= 0.7, "%.2f s %s" % (dt, err))
+    finally:
+        s.stop()
+
+    s = Srv("--fault", "stall:800:once", preload=[big])
+    try:
+        t0 = time.monotonic()
+        got, err = s.read(d, timeout=10)
+        dt = time.monotonic() - t0
+        check("fault stall: half the bytes, 800 ms of silence, then the rest",
+              err is None and got == big and dt >= 0.8, "%.2f s %s" % (dt, err))
+        got, err = s.read(d, timeout=5)
+        check("fault stall:once: the next read does not stall", err is None and got == big)
+    finally:
+        s.stop()
+
+    s = Srv("--fault", "stall:5000:once", preload=[big])
+    try:
+        got, err = s.read(d, timeout=0.5)
+        check("fault stall: a client deadline during the stall ends it after half",
+              code(err) == grpc.StatusCode.DEADLINE_EXCEEDED and len(got) == len(big) // 2,
+              "%d bytes %s" % (len(got), err))
+    finally:
+        s.stop()
+
     for mode, want in (("unavailable", grpc.StatusCode.UNAVAILABLE),
                        ("exhausted", grpc.StatusCode.RESOURCE_EXHAUSTED)):
         s = Srv("--fault", "%s:250:once" % mode, preload=[big])

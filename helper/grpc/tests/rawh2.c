@@ -379,6 +379,29 @@ static void respond(struct kconn *k, int32_t sid, const uint8_t *req, size_t len
 		pump_pings(k, atoi(sc + 7));
 		msg(k, sid, "late", 4, false);
 		trailers(k, sid, "0", NULL);
+	} else if (!strncmp(sc, "trickle:", 8)) {
+		/* "trickle:N:MS": N small messages MS apart (PINGs answered) */
+		int cnt = atoi(sc + 8);
+		const char *c2 = strchr(sc + 8, ':');
+		int ms = c2 ? atoi(c2 + 1) : 100;
+
+		headers_ok(k, sid, NULL, NULL);
+		for (int i = 0; i < cnt && !k->closed; i++) {
+			pump_pings(k, ms);
+			msg(k, sid, "tick", 4, false);
+		}
+		trailers(k, sid, "0", NULL);
+	} else if (!strncmp(sc, "stall-after:", 12)) {
+		/* K messages at once, then 5 s of silence (PINGs answered),
+		 * then a clean end */
+		int cnt = atoi(sc + 12);
+
+		headers_ok(k, sid, NULL, NULL);
+		for (int i = 0; i < cnt; i++)
+			msg(k, sid, "early", 5, false);
+		pump_pings(k, 5000);
+		msg(k, sid, "late", 4, false);
+		trailers(k, sid, "0", NULL);
 	} else if (IS("close")) {
 		headers_ok(k, sid, NULL, NULL);
 		data(k, sid, "\0\0\0\0\x0a" "abc", 8, false);
@@ -439,7 +462,7 @@ static void pump_pings(struct kconn *k, int ms)
 		el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
 		if (el >= ms || atomic_load(&k->s->stop))
 			return;
-		if (poll(&pf, 1, (int)(ms - el)) <= 0)
+		if (poll(&pf, 1, ms - el > 50 ? 50 : (int)(ms - el)) <= 0)
 			continue;
 		if (rd(k, h, 9))
 			return;
@@ -449,6 +472,8 @@ static void pump_pings(struct kconn *k, int ms)
 		if (h[3] == F_PING && !(h[4] & ACK)) {
 			atomic_fetch_add(&k->s->pings, 1);
 			frame(k, F_PING, ACK, 0, p, len);
+		} else if (h[3] == F_RST) {
+			atomic_fetch_add(&k->s->rst_seen, 1);
 		}
 	}
 }

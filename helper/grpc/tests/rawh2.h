@@ -3,7 +3,9 @@
  * A deliberately misbehaving HTTP/2 "gRPC server" for the tests: it
  * speaks just enough HTTP/2 by hand (HPACK literals, no Huffman) to send
  * whatever frames a scenario needs. The scenario is the request message
- * itself, e.g. "rst-mid", "echo:hello", "freeze" or "pinged:1500".
+ * itself, e.g. "rst-mid", "echo:hello", "freeze", "pinged:1500",
+ * "trickle:20:100" (20 messages 100 ms apart) or "stall-after:2" (2
+ * messages, then 5 s of silence with PINGs answered).
  */
 #ifndef CASFS_GRPC_RAWH2_H
 #define CASFS_GRPC_RAWH2_H

@@ -352,6 +352,17 @@ static void t_metadata(void)
 	CHECK_INT(grpc_call_run(c, &co, &r.st), GRPC_OK);
 	CHECK_CONTAINS((char *)r.last, "remaining=none");
 	res_free(&r);
+	/* an idle timeout is ours alone: no grpc-timeout for it... */
+	co.idle_timeout_ms = 1000;
+	CHECK_INT(grpc_call_run(c, &co, &r.st), GRPC_OK);
+	CHECK_CONTAINS((char *)r.last, "remaining=none");
+	res_free(&r);
+	/* ...and with a total as well, grpc-timeout carries the total */
+	co.timeout_ms = 5000;
+	CHECK_INT(grpc_call_run(c, &co, &r.st), GRPC_OK);
+	rem = strstr((char *)r.last, "remaining=");
+	CHECK(rem && atof(rem + 10) > 3.0 && atof(rem + 10) <= 5.0);
+	res_free(&r);
 	grpc_md_free(&cmd);
 	grpc_conn_free(c);
 }

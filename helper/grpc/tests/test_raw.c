@@ -9,8 +9,11 @@
 #include "rawh2.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 struct res {
 	struct grpc_status st;
@@ -412,6 +415,182 @@ static void t_deadline(void)
 	stop(c);
 }
 
+static struct grpc_conn *mkconn_live(int port, int keepalive_ms, int ping_timeout_ms,
+				     unsigned connections);
+
+/* run() with an idle timeout as well */
+static int run_idle(struct grpc_conn *c, const char *scenario, int64_t timeout_ms,
+		    int64_t idle_ms, struct res *r)
+{
+	struct grpc_call_opts o = {
+		.method = "/casfs.test.Raw/Call", .req = scenario,
+		.req_len = strlen(scenario), .timeout_ms = timeout_ms,
+		.idle_timeout_ms = idle_ms, .on_msg = on_msg, .ud = r,
+	};
+
+	return grpc_call_run(c, &o, &r->st);
+}
+
+/*
+ * Issue 11 item 3: an idle timeout measures progress. A response that
+ * keeps coming (a message every 100 ms for 2 s) outlives an idle
+ * timeout of 300 ms many times over; without it, a total deadline of
+ * the same 300 ms cuts it short.
+ */
+static void t_idle_progress(void)
+{
+	struct grpc_conn *c = start(false, -1);
+	struct res r = { 0 };
+	int64_t t0, dt;
+
+	REQUIRE(c);
+	t0 = t_now_ms();
+	CHECK_INT(run_idle(c, "trickle:20:100", 0, 300, &r), GRPC_OK);
+	dt = t_now_ms() - t0;
+	CHECK_INT(r.n, 20);
+	CHECK_STR((char *)r.first[0], "tick");
+	CHECK(dt >= 1900 && dt < 6000);
+	res_free(&r);
+	/* the same with only a total deadline of 300 ms fails */
+	t0 = t_now_ms();
+	CHECK_INT(run(c, "trickle:20:100", 300, &r), GRPC_DEADLINE_EXCEEDED);
+	dt = t_now_ms() - t0;
+	CHECK(dt >= 290 && dt < 1500);
+	CHECK(r.n >= 1 && r.n < 20);
+	CHECK_CONTAINS(r.st.message, "deadline exceeded");
+	res_free(&r);
+	stop(c);
+}
+
+/*
+ * A response that stops coming fails ~300 ms after its last bytes, even
+ * though the server is alive: PINGs are answered (keepalive 100 ms here),
+ * and those do not count as the call's progress.
+ */
+static void t_idle_stall(void)
+{
+	struct grpc_conn *c;
+	struct grpc_conn_stats s;
+	struct res r = { 0 };
+	int64_t t0, dt;
+
+	REQUIRE(rawsrv_start(&srv, false) == 0);
+	c = mkconn_live(srv.port, 100, 2000, 0);
+	REQUIRE(c);
+	t0 = t_now_ms();
+	CHECK_INT(run_idle(c, "stall-after:2", 0, 300, &r), GRPC_DEADLINE_EXCEEDED);
+	dt = t_now_ms() - t0;
+	CHECK(dt >= 290 && dt < 1500);
+	CHECK_INT(r.n, 2);
+	CHECK_INT(r.st.messages, 2);
+	CHECK(r.st.transport);
+	CHECK_CONTAINS(r.st.message, "no data for 300 ms");
+	CHECK_CONTAINS(r.st.message, "after some messages");
+	CHECK(atomic_load(&srv.pings) >= 1);	/* the server was alive */
+	grpc_conn_get_stats(c, &s);
+	CHECK_INT(s.dead_transports, 0);
+	res_free(&r);
+	/* the client reset the stream */
+	for (int i = 0; i < 100 && atomic_load(&srv.rst_seen) < 1; i++)
+		grpc_conn_wait(c, 10);
+	CHECK_INT(atomic_load(&srv.rst_seen), 1);
+	grpc_conn_free(c);
+	rawsrv_stop(&srv);
+
+	/* nothing at all after the request (no HEADERS either) */
+	c = start(false, -1);
+	REQUIRE(c);
+	t0 = t_now_ms();
+	CHECK_INT(run_idle(c, "hang", 0, 300, &r), GRPC_DEADLINE_EXCEEDED);
+	dt = t_now_ms() - t0;
+	CHECK(dt >= 290 && dt < 1500);
+	CHECK_INT(r.n, 0);
+	CHECK(r.st.transport);
+	CHECK_STR(r.st.message, "no data for 300 ms");
+	res_free(&r);
+	stop(c);
+}
+
+/* Idle and total together: whichever comes first. */
+static void t_idle_and_total(void)
+{
+	struct grpc_conn *c = start(false, -1);
+	struct res r = { 0 };
+	int64_t t0, dt;
+
+	REQUIRE(c);
+	/* progress all along: the total (800 ms) ends it */
+	t0 = t_now_ms();
+	CHECK_INT(run_idle(c, "trickle:20:100", 800, 300, &r), GRPC_DEADLINE_EXCEEDED);
+	dt = t_now_ms() - t0;
+	CHECK(dt >= 790 && dt < 1800);
+	CHECK(r.n >= 4 && r.n < 20);
+	CHECK_STR(r.st.message, "deadline exceeded (after some messages)");
+	res_free(&r);
+	/* a stall: the idle bound (300 ms) ends it long before the 5 s total */
+	stop(c);
+	c = start(false, -1);
+	REQUIRE(c);
+	t0 = t_now_ms();
+	CHECK_INT(run_idle(c, "stall-after:1", 5000, 300, &r), GRPC_DEADLINE_EXCEEDED);
+	dt = t_now_ms() - t0;
+	CHECK(dt >= 290 && dt < 1500);
+	CHECK_INT(r.n, 1);
+	CHECK_CONTAINS(r.st.message, "no data for 300 ms");
+	res_free(&r);
+	/* a total shorter than the idle bound wins on a stall too */
+	stop(c);
+	c = start(false, -1);
+	REQUIRE(c);
+	t0 = t_now_ms();
+	CHECK_INT(run_idle(c, "hang", 200, 1000, &r), GRPC_DEADLINE_EXCEEDED);
+	dt = t_now_ms() - t0;
+	CHECK(dt >= 190 && dt < 900);
+	CHECK_STR(r.st.message, "deadline exceeded");
+	res_free(&r);
+	stop(c);
+}
+
+/*
+ * A queued call that never gets a transport (the TCP connect hangs: a
+ * listener whose accept queue is full) fails by the idle bound from when
+ * it was queued, not after the 5 s connect timeout.
+ */
+static void t_idle_queued(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct grpc_conn_opts o = { 0 };
+	struct grpc_conn *c;
+	struct res r = { 0 };
+	char url[64], err[256];
+	int64_t t0, dt;
+
+	REQUIRE(lfd >= 0 && filler >= 0);
+	REQUIRE(bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(lfd, 0) == 0 &&
+		getsockname(lfd, (struct sockaddr *)&a, &al) == 0 &&
+		connect(filler, (struct sockaddr *)&a, sizeof(a)) == 0);
+	snprintf(url, sizeof(url), "grpc://127.0.0.1:%d", ntohs(a.sin_port));
+	o.url = url;
+	o.connect_timeout_ms = 5000;
+	o.log = logger;
+	c = grpc_conn_new(&o, err, sizeof(err));
+	REQUIRE(c);
+	t0 = t_now_ms();
+	CHECK_INT(run_idle(c, "echo:x", 0, 300, &r), GRPC_DEADLINE_EXCEEDED);
+	dt = t_now_ms() - t0;
+	CHECK(dt >= 290 && dt < 1500);
+	CHECK(r.st.transport);
+	CHECK_STR(r.st.message, "no data for 300 ms (still waiting for a connection)");
+	res_free(&r);
+	grpc_conn_free(c);
+	close(filler);
+	close(lfd);
+}
+
 static void t_connection_lost(void)
 {
 	struct grpc_conn *c = start(false, -1);
@@ -762,6 +941,16 @@ static void t_bad_args(void)
 	CHECK_INT(errno, EINVAL);
 	CHECK_INT(grpc_call_run(c, &co, &st), GRPC_INVALID_ARGUMENT);
 	grpc_status_free(&st);
+	co.method = "/casfs.test.Raw/Call";
+	co.on_done = count_done;
+	co.idle_timeout_ms = -1;	/* negative: refused */
+	errno = 0;
+	CHECK(!grpc_call_start(c, &co));
+	CHECK_INT(errno, EINVAL);
+	co.idle_timeout_ms = INT64_MAX;	/* would overflow in ns */
+	errno = 0;
+	CHECK(!grpc_call_start(c, &co));
+	CHECK_INT(errno, EINVAL);
 	grpc_conn_free(c);
 }
 
@@ -799,6 +988,10 @@ static const struct test tests[] = {
 	{ "hostile_framing", t_hostile_framing },
 	{ "compression_negotiated", t_compression_negotiated },
 	{ "deadline", t_deadline },
+	{ "idle_progress", t_idle_progress },
+	{ "idle_stall", t_idle_stall },
+	{ "idle_and_total", t_idle_and_total },
+	{ "idle_queued", t_idle_queued },
 	{ "connection_lost", t_connection_lost },
 	{ "connect_refused", t_connect_refused },
 	{ "connect_timeout", t_connect_timeout },
