@@ -28,7 +28,7 @@ struct job {
 	unsigned attempt;
 	uint32_t uid;			/* whose turn it queues in */
 	struct uid_queue *uq;		/* while QUEUED */
-	uint64_t reported;		/* bw.written at the last progress report */
+	uint64_t reported;		/* the most bytes any attempt has written */
 	uint64_t retry_after_ms;	/* set by a backend: server asked to wait */
 	int status;
 	struct blob_writer bw;	/* open while ACTIVE */

@@ -478,9 +478,11 @@ void fetch_on_progress(struct fetch_engine *e, fetch_progress_fn fn)
 }
 
 /*
- * Transfers that received bytes since the last round: tell their waiters
- * (the kernel restarts its readers' timeout), and extend the retry budget,
- * so that a long transfer that breaks late can still be retried.
+ * Transfers that got further than any attempt of theirs before (bytes
+ * past the high-water mark, so an attempt that starts over and stalls at
+ * the same place again is not progress, and the budget ends): tell their
+ * waiters (the kernel restarts its readers' timeout), and extend the
+ * retry budget, so that a long transfer that breaks late can be retried.
  */
 static void report_progress(struct fetch_engine *e)
 {
@@ -511,7 +513,6 @@ static void start_jobs(struct fetch_engine *e)
 
 	while (e->active.n < max && (j = queue_pop(e))) {
 		j->attempt++;
-		j->reported = 0;
 		stats.attempts++;
 		if (!j->fetched) {
 			/* The retry budget starts now, not while queued. */
