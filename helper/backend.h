@@ -26,6 +26,7 @@ struct job {
 	unsigned nw, capw;
 	uint64_t t_start_us, deadline_ms, next_try_ms;
 	unsigned attempt;
+	bool disk_retried;	/* evicted and retried once after ENOSPC/EDQUOT */
 	uint64_t retry_after_ms;	/* set by a backend: server asked to wait */
 	int status;
 	struct blob_writer bw;	/* open while ACTIVE */

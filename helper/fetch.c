@@ -188,6 +188,48 @@ static void count_error(int err)
 	}
 }
 
+static bool disk_full(int err)
+{
+	return err == -ENOSPC || err == -EDQUOT;
+}
+
+/*
+ * The cache's filesystem ran out of space (or quota) writing, syncing or
+ * renaming j's file (already removed by the caller): evict enough for the
+ * blob plus the high watermark, ignoring the grace rule, and queue j
+ * again, once. false: j had its retry; the caller fails it.
+ */
+static bool retry_disk_full(struct fetch_engine *e, struct job *j, int err,
+			    const char *what)
+{
+	uint64_t freed;
+
+	if (j->disk_retried)
+		return false;
+	j->disk_retried = true;
+	freed = cache_make_room(e->cache, j->size, NULL);
+	stats.space_retries++;
+	log_warn("%s: %s in %s: %s; evicted %llu bytes, retrying", j->hex, what,
+		 cache_dir(e->cache), strerror(-err), (unsigned long long)freed);
+	j->state = JOB_QUEUED;
+	list_add(&e->queued, j);
+	return true;
+}
+
+static void fail_disk_full(struct fetch_engine *e, struct job *j, int err,
+			   const char *what)
+{
+	struct cache_space s;
+
+	cache_space(e->cache, &s);
+	log_err("%s: %s in %s: %s, even after evicting (%llu bytes, %llu bytes free, "
+		"floor %llu)", j->hex, what, cache_dir(e->cache), strerror(-err),
+		(unsigned long long)j->size, (unsigned long long)s.avail,
+		(unsigned long long)s.floor);
+	stats.err_nospace++;
+	finish(e, j, err);
+}
+
 void fetch_attempt_done(struct fetch_engine *e, struct job *j, enum attempt_result r,
 			int err, const char *why)
 {
@@ -196,8 +238,21 @@ void fetch_attempt_done(struct fetch_engine *e, struct job *j, enum attempt_resu
 	int cerr;
 
 	list_del(&e->active, j);
+	if (r != RES_OK && (disk_full(err) || disk_full(j->bw.err))) {
+		if (!disk_full(err))
+			err = j->bw.err;
+		bw_abort(&j->bw);
+		if (!retry_disk_full(e, j, err, "writing the temporary file"))
+			fail_disk_full(e, j, err, "writing the temporary file");
+		return;
+	}
 	if (r == RES_OK) {
 		cerr = bw_commit(&j->bw, &vwhy);
+		if (disk_full(cerr)) {
+			if (!retry_disk_full(e, j, cerr, "publishing"))
+				fail_disk_full(e, j, cerr, "publishing");
+			return;
+		}
 		if (!cerr) {
 			stats.fetch_ok++;
 			stats.fetch_bytes += j->size;
@@ -340,6 +395,15 @@ int fetch_submit(struct fetch_engine *e, const uint8_t digest[CASFS_SHA256_LEN],
 		list_add(&e->done, j);
 		return 0;
 	}
+	err = cache_admit(e->cache, j->hex, size);
+	if (err) {		/* cannot fit: fail at once, not after the download */
+		stats.errors++;
+		stats.err_nospace++;
+		j->status = err;
+		j->state = JOB_DONE;
+		list_add(&e->done, j);
+		return 0;
+	}
 	if (table_add(e, j)) {
 		e->nwaiters--;
 		job_free(j);
@@ -368,8 +432,21 @@ static void start_jobs(struct fetch_engine *e)
 			j->deadline_ms = mono_ms() + (uint64_t)e->cfg.timeout_s * 1000;
 			stats.fetches++;
 		}
+		if (j->attempt > 1) {	/* space may have gone while it waited */
+			err = cache_admit(e->cache, j->hex, j->size);
+			if (err) {
+				stats.err_nospace++;
+				finish(e, j, err);
+				continue;
+			}
+		}
 		err = bw_open(&j->bw, cache_tmp_fd(e->cache), cache_blobs_fd(e->cache),
 			      j->digest, j->size);
+		if (disk_full(err)) {
+			if (!retry_disk_full(e, j, err, "creating the temporary file"))
+				fail_disk_full(e, j, err, "creating the temporary file");
+			continue;
+		}
 		if (err) {
 			log_err("%s: cannot create a file in %s/tmp: %s", j->hex,
 				cache_dir(e->cache), strerror(-err));

@@ -12,6 +12,13 @@
 
 static unsigned long tmp_counter;
 
+int (*bw_fault_hook)(enum bw_op op, const struct blob_writer *w);
+
+static int fault(enum bw_op op, const struct blob_writer *w)
+{
+	return bw_fault_hook ? bw_fault_hook(op, w) : 0;
+}
+
 void bw_init(struct blob_writer *w)
 {
 	memset(w, 0, sizeof(*w));
@@ -35,6 +42,9 @@ int bw_open(struct blob_writer *w, int tmp_dirfd, int blobs_dirfd,
 	hex_encode(digest, w->hex);
 	w->expected = size;
 
+	err = fault(BW_OP_OPEN, w);
+	if (err)
+		return err;
 	for (int tries = 0; tries < 100; tries++) {
 		snprintf(w->tmpname, sizeof(w->tmpname), "%s.%ld.%lu", w->hex,
 			 (long)getpid(), ++tmp_counter);
@@ -64,7 +74,9 @@ static int bw_flush(struct blob_writer *w)
 
 	if (!w->buflen)
 		return 0;
-	err = write_all(w->fd, w->buf, w->buflen);
+	err = fault(BW_OP_WRITE, w);
+	if (!err)
+		err = write_all(w->fd, w->buf, w->buflen);
 	w->buflen = 0;
 	return err;
 }
@@ -125,6 +137,9 @@ int bw_commit(struct blob_writer *w, const char **why)
 		err = -EIO;
 		goto fail;
 	}
+	err = fault(BW_OP_SYNC, w);
+	if (err)
+		goto fail;
 	if (fchmod(w->fd, 0400) < 0 || fsync(w->fd) < 0) {
 		err = -errno;
 		goto fail;
@@ -135,6 +150,9 @@ int bw_commit(struct blob_writer *w, const char **why)
 		goto fail;
 	}
 	w->fd = -1;
+	err = fault(BW_OP_RENAME, w);
+	if (err)
+		goto fail;
 	if (renameat(w->tmp_dirfd, w->tmpname, w->blobs_dirfd, w->hex) < 0) {
 		err = -errno;
 		goto fail;

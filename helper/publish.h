@@ -42,4 +42,8 @@ int bw_commit(struct blob_writer *w, const char **why);
 void bw_abort(struct blob_writer *w);
 bool bw_is_open(const struct blob_writer *w);
 
+/* Test hook: a fault to inject before each step (0: go on; -errno: fail it). */
+enum bw_op { BW_OP_OPEN, BW_OP_WRITE, BW_OP_SYNC, BW_OP_RENAME };
+extern int (*bw_fault_hook)(enum bw_op op, const struct blob_writer *w);
+
 #endif
