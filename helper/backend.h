@@ -8,7 +8,8 @@
 #include "fetch.h"
 #include "publish.h"
 
-enum job_state { JOB_QUEUED, JOB_ACTIVE, JOB_BACKOFF, JOB_DONE };
+/* JOB_SYNCING: verified, in tmp/, waiting for its group's syncfs and rename. */
+enum job_state { JOB_QUEUED, JOB_ACTIVE, JOB_BACKOFF, JOB_SYNCING, JOB_DONE };
 
 struct waiter {
 	fetch_cb cb;
@@ -26,7 +27,7 @@ struct job {
 	unsigned nw, capw;
 	uint64_t t_start_us, deadline_ms, next_try_ms;
 	unsigned attempt;
-	bool disk_retried;	/* evicted and retried once after ENOSPC/EDQUOT */
+	bool disk_retried;	/* retried once after a local disk error (ENOSPC: evicted) */
 	uint64_t retry_after_ms;	/* set by a backend: server asked to wait */
 	int status;
 	struct blob_writer bw;	/* open while ACTIVE */
@@ -79,7 +80,9 @@ struct fetch_engine {
 	struct backend be;
 	struct job **tab;
 	size_t tabsz, ntab;
-	struct job_list queued, active, backoff, done;
+	struct job_list queued, active, backoff, syncing, done;
+	uint64_t sync_first_ms;	/* when the oldest of syncing was verified */
+	unsigned sync_batch, sync_delay_ms;
 	unsigned long nwaiters;
 	uint64_t rnd;
 };
@@ -87,6 +90,9 @@ struct fetch_engine {
 /* Called by backends when an attempt ends. err: negative errno unless RES_OK. */
 void fetch_attempt_done(struct fetch_engine *e, struct job *j, enum attempt_result r,
 			int err, const char *why);
+
+/* Make the verified blobs waiting durable and publish them (fetch.c; tests). */
+void fetch_commit_group(struct fetch_engine *e);
 
 int backend_file_init(struct backend *b, const char *url);
 int backend_http_init(struct backend *b, const char *url, const struct fetch_config *cfg);

@@ -4,6 +4,7 @@
 #include "grpc/grpc.h"
 #include "common.h"
 #include "cache.h"
+#include "fetch.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -175,6 +176,13 @@ int options_set(struct options *o, const char *key0, const char *v,
 		o->min_free_percent_set = true;
 		return 0;
 	}
+	if (!strcmp(key, "sync-batch")) {
+		if (parse_u64(v, FETCH_MAX_SYNC_BATCH, &n) || n < 1)
+			return fail(err, errlen, "sync-batch: want 1..%d, not '%s'",
+				    FETCH_MAX_SYNC_BATCH, v);
+		o->sync_batch = (unsigned)n;
+		return 0;
+	}
 	if (!strcmp(key, "jobs")) {
 		if (parse_u64(v, MAX_JOBS, &n) || n < 1)
 			return fail(err, errlen, "jobs: want 1..%d, not '%s'", MAX_JOBS, v);
@@ -273,6 +281,7 @@ static const struct option longopts[] = {
 	{ "max-cache-bytes", required_argument, NULL, 0 },
 	{ "min-free-bytes", required_argument, NULL, 0 },
 	{ "min-free-percent", required_argument, NULL, 0 },
+	{ "sync-batch", required_argument, NULL, 0 },
 	{ "jobs", required_argument, NULL, 0 },
 	{ "config", required_argument, NULL, 0 },
 	{ "ca-file", required_argument, NULL, 0 },
@@ -290,7 +299,7 @@ static const struct option longopts[] = {
 static const char usage[] =
 	"usage: casfs-helper --cas URL --cache DIR [--instance NAME]\n"
 	"         [--max-cache-bytes N[K|M|G|T]] [--min-free-bytes N[K|M|G|T]]\n"
-	"         [--min-free-percent P] [--jobs N] [--config FILE]\n"
+	"         [--min-free-percent P] [--sync-batch N] [--jobs N] [--config FILE]\n"
 	"         [--ca-file FILE] [--auth-header-file FILE] [--timeout SECS]\n"
 	"         [--client-cert FILE [--client-key FILE]]\n"
 	"         [--stats-file PATH|none] [--verbose]\n"
@@ -304,7 +313,10 @@ static const char usage[] =
 	"The cache keeps min(--min-free-bytes, --min-free-percent of its\n"
 	"filesystem) free (default: 1G and 5%, whichever is smaller; one option\n"
 	"alone is the floor; 0 disables it), evicting LRU blobs, and refuses\n"
-	"blobs that cannot fit (ENOSPC) or exceed --max-cache-bytes (EFBIG).\n";
+	"blobs that cannot fit (ENOSPC) or exceed --max-cache-bytes (EFBIG).\n"
+	"Verified blobs are made durable in groups of up to --sync-batch\n"
+	"(default 64; 1: fsync each blob) by one syncfs of the cache's\n"
+	"filesystem, then renamed into DIR/blobs and answered.\n";
 
 int options_parse_argv(struct options *o, int argc, char **argv, char *err, size_t errlen)
 {

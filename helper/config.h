@@ -35,6 +35,7 @@ struct options {
 	bool min_free_bytes_set, min_free_percent_set;
 	unsigned jobs;
 	unsigned timeout_s;
+	unsigned sync_batch;	/* 0: FETCH_SYNC_BATCH; 1: fsync each blob */
 	bool verbose;
 };
 

@@ -230,6 +230,71 @@ static void fail_disk_full(struct fetch_engine *e, struct job *j, int err,
 	finish(e, j, err);
 }
 
+static void published(struct fetch_engine *e, struct job *j)
+{
+	stats.fetch_ok++;
+	stats.fetch_bytes += j->size;
+	log_dbg("%s: published, %llu bytes", j->hex, (unsigned long long)j->size);
+	cache_published(e->cache, j->digest, j->size);
+	finish(e, j, 0);
+}
+
+/*
+ * One syncfs for every verified blob waiting, then a rename each; their
+ * callbacks go out from deliver(), so never before the rename. If the
+ * syncfs fails, nothing of the group is published: each file is removed
+ * and its job tried again once (evicting first for ENOSPC/EDQUOT), or
+ * failed with the error.
+ */
+void fetch_commit_group(struct fetch_engine *e)
+{
+	unsigned n = e->syncing.n;
+	struct job *j;
+	int err;
+
+	if (!n)
+		return;
+	err = bw_sync_group(cache_blobs_fd(e->cache));
+	stats.sync_groups++;
+	stats.sync_group_blobs += n;
+	if (err) {
+		stats.sync_failures++;
+		log_err("syncfs on %s: %s; %u verified blobs not published, retrying "
+			"each once", cache_dir(e->cache), strerror(-err), n);
+	}
+	while ((j = list_pop(&e->syncing))) {
+		int perr = err ? err : bw_publish(&j->bw);
+
+		if (!perr) {
+			published(e, j);
+			continue;
+		}
+		bw_abort(&j->bw);
+		if (disk_full(perr)) {
+			if (!retry_disk_full(e, j, perr, err ? "syncing" : "publishing"))
+				fail_disk_full(e, j, perr, err ? "syncing" : "publishing");
+		} else if (err && !j->disk_retried) {
+			j->disk_retried = true;
+			j->state = JOB_QUEUED;
+			list_add(&e->queued, j);
+		} else {
+			log_err("%s: %s in %s: %s", j->hex, err ? "syncing" : "publishing",
+				cache_dir(e->cache), strerror(-perr));
+			stats.err_other++;
+			finish(e, j, perr);
+		}
+	}
+}
+
+static void maybe_commit_group(struct fetch_engine *e)
+{
+	if (!e->syncing.n)
+		return;
+	if (e->syncing.n >= e->sync_batch || (!e->active.n && !e->queued.n) ||
+	    mono_ms() - e->sync_first_ms >= e->sync_delay_ms)
+		fetch_commit_group(e);
+}
+
 void fetch_attempt_done(struct fetch_engine *e, struct job *j, enum attempt_result r,
 			int err, const char *why)
 {
@@ -247,19 +312,24 @@ void fetch_attempt_done(struct fetch_engine *e, struct job *j, enum attempt_resu
 		return;
 	}
 	if (r == RES_OK) {
-		cerr = bw_commit(&j->bw, &vwhy);
+		bool group = e->sync_batch > 1;
+
+		cerr = group ? bw_verify(&j->bw, &vwhy) : bw_commit(&j->bw, &vwhy);
 		if (disk_full(cerr)) {
 			if (!retry_disk_full(e, j, cerr, "publishing"))
 				fail_disk_full(e, j, cerr, "publishing");
 			return;
 		}
-		if (!cerr) {
-			stats.fetch_ok++;
-			stats.fetch_bytes += j->size;
-			log_dbg("%s: published, %llu bytes", j->hex,
-				(unsigned long long)j->size);
-			cache_published(e->cache, j->digest, j->size);
-			finish(e, j, 0);
+		if (!cerr && group) {
+			/* durable and published with its group (fetch_commit_group) */
+			if (!e->syncing.n)
+				e->sync_first_ms = mono_ms();
+			j->state = JOB_SYNCING;
+			list_add(&e->syncing, j);
+			if (e->syncing.n >= e->sync_batch)
+				fetch_commit_group(e);
+		} else if (!cerr) {
+			published(e, j);
 		} else if (cerr == -EIO && vwhy) {
 			log_err("%s: %s", j->hex, vwhy);
 			stats.err_verify++;
@@ -323,6 +393,10 @@ int fetch_engine_new(struct fetch_engine **out, const struct fetch_config *cfg,
 	}
 	e->cfg = *cfg;
 	e->cache = cache;
+	e->sync_batch = cfg->sync_batch ? cfg->sync_batch : FETCH_SYNC_BATCH;
+	if (e->sync_batch > FETCH_MAX_SYNC_BATCH)
+		e->sync_batch = FETCH_MAX_SYNC_BATCH;
+	e->sync_delay_ms = cfg->sync_delay_ms ? cfg->sync_delay_ms : FETCH_SYNC_DELAY_MS;
 	e->be.eng = e;
 	e->rnd = (mono_us() ^ ((uint64_t)getpid() << 32)) | 1;
 	e->tabsz = 256;
@@ -506,6 +580,13 @@ int fetch_run(struct fetch_engine *e, int timeout_ms, struct pollfd *extra, unsi
 	if (e->done.n || e->be.ops->busy(&e->be))
 		t = 0;
 	now = mono_ms();
+	if (e->syncing.n) {		/* wake up for the group's deadline */
+		uint64_t due = e->sync_first_ms + e->sync_delay_ms;
+		uint64_t left = due > now ? due - now : 0;
+
+		if (left < (uint64_t)t)
+			t = (int)left;
+	}
 	for (struct job *j = e->backoff.head; j && t; j = j->next) {
 		uint64_t left = j->next_try_ms > now ? j->next_try_ms - now : 0;
 
@@ -537,6 +618,7 @@ int fetch_run(struct fetch_engine *e, int timeout_ms, struct pollfd *extra, unsi
 	e->be.ops->step(&e->be);
 	expire_backoff(e);
 	start_jobs(e);
+	maybe_commit_group(e);
 	deliver(e);
 	stats.inflight = e->active.n;
 	stats.queued = e->queued.n + e->backoff.n;
@@ -545,7 +627,7 @@ int fetch_run(struct fetch_engine *e, int timeout_ms, struct pollfd *extra, unsi
 
 unsigned fetch_pending(const struct fetch_engine *e)
 {
-	return e->queued.n + e->active.n + e->backoff.n + e->done.n;
+	return e->queued.n + e->active.n + e->backoff.n + e->syncing.n + e->done.n;
 }
 
 void fetch_engine_free(struct fetch_engine *e)
@@ -562,6 +644,8 @@ void fetch_engine_free(struct fetch_engine *e)
 	while ((j = list_pop(&e->queued)))
 		job_free(j);
 	while ((j = list_pop(&e->backoff)))
+		job_free(j);
+	while ((j = list_pop(&e->syncing)))	/* verified, not published */
 		job_free(j);
 	while ((j = list_pop(&e->done)))
 		job_free(j);

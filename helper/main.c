@@ -231,6 +231,7 @@ int main(int argc, char **argv)
 		.client_key = c.opt.client_key,
 		.jobs = c.opt.jobs,
 		.timeout_s = c.opt.timeout_s,
+		.sync_batch = c.opt.sync_batch,
 	};
 	r = fetch_engine_new(&c.eng, &fc, c.cache);
 	if (r) {

@@ -94,6 +94,9 @@ size_t stats_format(char *buf, size_t len)
 		     "errors_timeout %llu\n"
 		     "errors_other %llu\n"
 		     "errors_nospace %llu\n"
+		     "sync_groups %llu\n"
+		     "sync_group_blobs %llu\n"
+		     "sync_failures %llu\n"
 		     "done_sent %llu\n"
 		     "done_failed %llu\n"
 		     "malformed_messages %llu\n"
@@ -122,7 +125,8 @@ size_t stats_format(char *buf, size_t len)
 		     U(stats.attempts), U(stats.retries), U(stats.errors),
 		     U(stats.err_notfound), U(stats.err_verify), U(stats.err_access),
 		     U(stats.err_timeout), U(stats.err_other), U(stats.err_nospace),
-		     U(stats.done_sent),
+		     U(stats.sync_groups), U(stats.sync_group_blobs),
+		     U(stats.sync_failures), U(stats.done_sent),
 		     U(stats.done_failed), U(stats.malformed), U(stats.inflight),
 		     U(stats.queued), U(stats.cache_bytes), U(stats.cache_blobs),
 		     U(stats.cache_max_bytes), U(stats.evictions),

@@ -36,6 +36,9 @@ struct helper_stats {
 	uint64_t refused_space;	/* refused before fetching: cannot fit (ENOSPC) or > bound (EFBIG) */
 	uint64_t space_retries;	/* ENOSPC/EDQUOT writing: evicted and retried */
 	uint64_t err_nospace;	/* jobs failed with ENOSPC/EDQUOT after the retry, or refused */
+	uint64_t sync_groups;	/* syncfs calls of the group commit */
+	uint64_t sync_group_blobs;	/* blobs they covered */
+	uint64_t sync_failures;	/* ... that failed (the group was not published) */
 	uint64_t done_sent;
 	uint64_t done_failed;
 	uint64_t malformed;	/* netlink messages ignored */

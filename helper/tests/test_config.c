@@ -288,6 +288,13 @@ static void t_min_free(void)
 	bad("min-free-percent = 91\n", "min-free-percent: want 0..90");
 	bad("min-free-percent = 5%\n", "min-free-percent: want 0..90");
 	bad("min-free-bytes = lots\n", "min-free-bytes: bad size");
+	bad("sync-batch = 0\n", "sync-batch: want 1..4096");
+	bad("sync-batch = 4097\n", "sync-batch: want 1..4096");
+	options_init(&o);
+	CHECK_INT(o.sync_batch, 0);
+	CHECK_INT(cfg(&o, "sync-batch = 1\n", err), 0);
+	CHECK_INT(o.sync_batch, 1);
+	options_free(&o);
 }
 
 const struct test config_tests[] = {

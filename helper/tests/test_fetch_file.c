@@ -22,9 +22,11 @@ struct env {
 	struct results r;
 };
 
+static unsigned setup_sync_batch;	/* fetch_config.sync_batch for setup() */
+
 static int setup(struct env *v, unsigned jobs, uint64_t max_bytes)
 {
-	struct fetch_config fc = { 0 };
+	struct fetch_config fc = { .sync_batch = setup_sync_batch };
 
 	memset(v, 0, sizeof(*v));
 	v->cas = t_tmpdir();
@@ -515,17 +517,23 @@ static void t_enospc_evicts_and_retries(void)
 static int always_enospc(enum bw_op op, const struct blob_writer *w)
 {
 	(void)w;
-	return op == BW_OP_SYNC ? -ENOSPC : 0;
+	return op == BW_OP_SYNC || op == BW_OP_SYNCFS ? -ENOSPC : 0;
 }
 
-/* ENOSPC again on the retry: a clear error, ENOSPC, no temp file left. */
-static void t_enospc_twice_fails(void)
+/*
+ * ENOSPC again on the retry: a clear error, ENOSPC, no temp file left;
+ * with fsync per blob (sync_batch 1) and with the group's syncfs.
+ */
+static void enospc_twice(unsigned batch, const char *what)
 {
 	struct env v;
 	uint8_t a[32];
 	char hex[65], want[300];
 
+	stats_reset();
+	setup_sync_batch = batch;
 	REQUIRE(setup(&v, 1, 0) == 0);
+	setup_sync_batch = 0;
 	bw_fault_hook = always_enospc;
 	t_make_blob(v.cas, "cas", 360, 5000, a);
 	CHECK_INT(fetch_submit(v.e, a, 5000, t_cb, &v.r, 0), 0);
@@ -538,10 +546,185 @@ static void t_enospc_twice_fails(void)
 	CHECK_INT(tmp_count(&v), 0);
 	CHECK(!in_cache(v.cache, a));
 	hex_encode(a, hex);
-	snprintf(want, sizeof(want), "%s: publishing in %s: No space left on device, "
-		 "even after evicting", hex, v.cache);
+	snprintf(want, sizeof(want), "%s: %s in %s: No space left on device, "
+		 "even after evicting", hex, what, v.cache);
 	CHECK(t_log_contains(want));
+	/* the group's syncfs failed both times; fsync per blob: no syncfs */
+	CHECK_INT(stats.sync_failures, batch == 1 ? 0 : 2);
 	teardown(&v);
+}
+
+static void t_enospc_twice_fails(void)
+{
+	enospc_twice(1, "publishing");
+	enospc_twice(0, "syncing");
+}
+
+/*
+ * Group commit (issue 11 item 10). The fault hook follows the order of
+ * events: a blob's last write (its flush) gets the current sync epoch,
+ * and its rename into blobs/ must come after a later syncfs.
+ */
+#define GC_MAX 256
+static struct {
+	char name[GC_MAX][HEX_LEN + 48];
+	unsigned epoch[GC_MAX];
+	unsigned n, syncs, renames, bad_renames, fail_syncs;
+	int sync_err;
+	const char *cache;
+	int blobs_at_failed_sync;
+} gc;
+
+static int gc_hook(enum bw_op op, const struct blob_writer *w)
+{
+	char p[512];
+
+	switch (op) {
+	case BW_OP_WRITE:
+		for (unsigned i = 0; i < gc.n; i++)
+			if (!strcmp(gc.name[i], w->tmpname)) {
+				gc.epoch[i] = gc.syncs;
+				return 0;
+			}
+		if (gc.n < GC_MAX) {
+			snprintf(gc.name[gc.n], sizeof(gc.name[0]), "%s", w->tmpname);
+			gc.epoch[gc.n++] = gc.syncs;
+		}
+		return 0;
+	case BW_OP_SYNCFS:
+		if (gc.fail_syncs) {
+			gc.fail_syncs--;
+			snprintf(p, sizeof(p), "%s/blobs", gc.cache);
+			gc.blobs_at_failed_sync += t_count_dir(p);
+			return gc.sync_err;
+		}
+		gc.syncs++;
+		return 0;
+	case BW_OP_RENAME:
+		gc.renames++;
+		for (unsigned i = 0; i < gc.n; i++)
+			if (!strcmp(gc.name[i], w->tmpname) && gc.epoch[i] >= gc.syncs)
+				gc.bad_renames++;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+struct gc_done {
+	const char *cache;
+	uint8_t (*d)[32];
+	int called, ok, file_there;
+};
+
+static void gc_cb(void *arg, uint64_t tag, int status)
+{
+	struct gc_done *g = arg;
+
+	g->called++;
+	if (!status)
+		g->ok++;
+	if (in_cache(g->cache, g->d[tag]))	/* DONE only after the rename */
+		g->file_there++;
+}
+
+static void t_group_commit(void)
+{
+	enum { N = 100 };
+	static uint8_t d[N][32];
+	struct gc_done g = { 0 };
+	struct env v;
+
+	memset(&gc, 0, sizeof(gc));
+	REQUIRE(setup(&v, 8, 0) == 0);
+	gc.cache = v.cache;
+	bw_fault_hook = gc_hook;
+	g.cache = v.cache;
+	g.d = d;
+	for (int i = 0; i < N; i++) {
+		t_make_blob(v.cas, "cas", 400 + (unsigned)i, 4096, d[i]);
+		CHECK_INT(fetch_submit(v.e, d[i], 4096, gc_cb, &g, (uint64_t)i), 0);
+	}
+	CHECK_INT(t_drain(v.e, 10000), 0);
+	bw_fault_hook = NULL;
+	CHECK_INT(g.called, N);
+	CHECK_INT(g.ok, N);
+	CHECK_INT(g.file_there, N);
+	for (int i = 0; i < N; i++)
+		CHECK(t_cached_ok(v.cache, d[i], 4096, 400 + (unsigned)i));
+	CHECK_INT(tmp_count(&v), 0);
+	CHECK_INT(gc.n, N);
+	CHECK_INT(gc.renames, N);
+	CHECK_INT(gc.bad_renames, 0);		/* every rename after a later syncfs */
+	CHECK_INT(stats.sync_group_blobs, N);
+	CHECK_INT(stats.sync_groups, gc.syncs);
+	CHECK(stats.sync_groups >= 2);		/* at most 64 a group */
+	CHECK(stats.sync_groups <= N / 4);	/* far fewer than one a blob */
+	CHECK_INT(stats.fetch_ok, N);
+	teardown(&v);
+}
+
+/*
+ * A syncfs that fails publishes none of its group: every file is removed
+ * and every job tried once more (it succeeds here), or, if syncfs fails
+ * again, failed with its error and nothing in blobs/.
+ */
+static void syncfs_fails(unsigned fails, int want_status)
+{
+	enum { N = 10 };
+	static uint8_t d[N][32];
+	struct gc_done g = { 0 };
+	struct env v;
+	char p[512];
+
+	stats_reset();
+	memset(&gc, 0, sizeof(gc));
+	REQUIRE(setup(&v, N, 0) == 0);
+	gc.cache = v.cache;
+	gc.fail_syncs = fails;
+	gc.sync_err = -EIO;
+	bw_fault_hook = gc_hook;
+	g.cache = v.cache;
+	g.d = d;
+	for (int i = 0; i < N; i++) {
+		t_make_blob(v.cas, "cas", 500 + (unsigned)i, 4096, d[i]);
+		CHECK_INT(fetch_submit(v.e, d[i], 4096, gc_cb, &g, (uint64_t)i), 0);
+	}
+	CHECK_INT(t_drain(v.e, 10000), 0);
+	bw_fault_hook = NULL;
+	CHECK_INT(g.called, N);
+	CHECK_INT(gc.blobs_at_failed_sync, 0);	/* nothing published unsynced */
+	CHECK_INT(tmp_count(&v), 0);
+	CHECK_INT(stats.sync_failures, fails);
+	CHECK_INT(gc.bad_renames, 0);
+	CHECK(t_log_contains("syncfs on "));
+	CHECK(t_log_contains("Input/output error; 10 verified blobs not published"));
+	if (!want_status) {
+		CHECK_INT(g.ok, N);
+		CHECK_INT(g.file_there, N);
+		CHECK_INT(stats.attempts, 2 * N);
+		for (int i = 0; i < N; i++)
+			CHECK(t_cached_ok(v.cache, d[i], 4096, 500 + (unsigned)i));
+	} else {
+		char hex[65], want[300];
+
+		CHECK_INT(g.ok, 0);
+		CHECK_INT(g.file_there, 0);
+		snprintf(p, sizeof(p), "%s/blobs", v.cache);
+		CHECK_INT(t_count_dir(p), 0);
+		CHECK_INT(stats.err_other, N);
+		hex_encode(d[0], hex);
+		snprintf(want, sizeof(want), "%s: syncing in %s: Input/output error",
+			 hex, v.cache);
+		CHECK(t_log_contains(want));
+	}
+	teardown(&v);
+}
+
+static void t_syncfs_failure(void)
+{
+	syncfs_fails(1, 0);
+	syncfs_fails(2, -EIO);
 }
 
 const struct test fetch_file_tests[] = {
@@ -563,5 +746,7 @@ const struct test fetch_file_tests[] = {
 	{ "evicts_before_fetch", t_evicts_before_fetch },
 	{ "enospc_evicts_and_retries", t_enospc_evicts_and_retries },
 	{ "enospc_twice_fails", t_enospc_twice_fails },
+	{ "group_commit", t_group_commit },
+	{ "syncfs_failure", t_syncfs_failure },
 	{ NULL, NULL },
 };
