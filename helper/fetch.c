@@ -259,8 +259,8 @@ void fetch_commit_group(struct fetch_engine *e)
 	stats.sync_group_blobs += n;
 	if (err) {
 		stats.sync_failures++;
-		log_err("syncfs on %s: %s; %u verified blobs not published, retrying "
-			"each once", cache_dir(e->cache), strerror(-err), n);
+		log_err("syncfs on %s: %s; %u verified blobs not published (each job is "
+			"tried again once at most)", cache_dir(e->cache), strerror(-err), n);
 	}
 	while ((j = list_pop(&e->syncing))) {
 		int perr = err ? err : bw_publish(&j->bw);
