@@ -8,7 +8,8 @@
 #include "fetch.h"
 #include "publish.h"
 
-enum job_state { JOB_QUEUED, JOB_ACTIVE, JOB_BACKOFF, JOB_DONE };
+/* JOB_SYNCING: verified, in tmp/, waiting for its group's syncfs and rename. */
+enum job_state { JOB_QUEUED, JOB_ACTIVE, JOB_BACKOFF, JOB_SYNCING, JOB_DONE };
 
 struct waiter {
 	fetch_cb cb;
@@ -29,6 +30,7 @@ struct job {
 	uint32_t uid;			/* whose turn it queues in */
 	struct uid_queue *uq;		/* while QUEUED */
 	uint64_t reported;		/* the most bytes any attempt has written */
+	bool disk_retried;	/* retried once after a local disk error (ENOSPC: evicted) */
 	uint64_t retry_after_ms;	/* set by a backend: server asked to wait */
 	int status;
 	struct blob_writer bw;	/* open while ACTIVE */
@@ -90,7 +92,9 @@ struct fetch_engine {
 	size_t tabsz, ntab;
 	struct uid_queue *turn;		/* the ring; whose turn is next */
 	unsigned nqueued;
-	struct job_list active, backoff, done;
+	struct job_list active, backoff, syncing, done;
+	uint64_t sync_first_ms;	/* when the oldest of syncing was verified */
+	unsigned sync_batch, sync_delay_ms;
 	unsigned long nwaiters;
 	fetch_progress_fn progress;
 	uint64_t progress_ms;		/* the last round of progress reports */
@@ -100,6 +104,9 @@ struct fetch_engine {
 /* Called by backends when an attempt ends. err: negative errno unless RES_OK. */
 void fetch_attempt_done(struct fetch_engine *e, struct job *j, enum attempt_result r,
 			int err, const char *why);
+
+/* Make the verified blobs waiting durable and publish them (fetch.c; tests). */
+void fetch_commit_group(struct fetch_engine *e);
 
 int backend_file_init(struct backend *b, const char *url);
 int backend_http_init(struct backend *b, const char *url, const struct fetch_config *cfg);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 struct centry {
@@ -25,6 +26,9 @@ struct cache {
 	char *dir;
 	int dirfd, blobs_fd, tmp_fd;
 	uint64_t max, total, count;
+	uint64_t min_free_bytes;	/* CACHE_NO_BYTES: no byte term */
+	unsigned min_free_pct;		/* CACHE_NO_PCT: no percent term */
+	bool probe_warned;
 	struct centry **tab;
 	size_t tabsz;			/* power of two */
 	struct centry *head, *tail;
@@ -337,6 +341,8 @@ int cache_open(struct cache **out, const char *dir, uint64_t max_bytes, uid_t ow
 		return -ENOMEM;
 	c->dirfd = c->blobs_fd = c->tmp_fd = -1;
 	c->max = max_bytes;
+	c->min_free_bytes = CACHE_NO_BYTES;
+	c->min_free_pct = CACHE_NO_PCT;
 	c->dir = strdup(dir);
 	if (!c->dir || grow(c)) {
 		err = -ENOMEM;
@@ -473,12 +479,166 @@ void cache_evict_to(struct cache *c, uint64_t target, const uint8_t *pinned)
 	}
 }
 
+int (*cache_statfs_hook)(int dirfd, uint64_t *avail, uint64_t *size);
+
+void cache_set_floor(struct cache *c, uint64_t min_free_bytes, unsigned min_free_pct)
+{
+	struct cache_space s;
+
+	c->min_free_bytes = min_free_bytes;
+	c->min_free_pct = min_free_pct;
+	cache_space(c, &s);
+	if (s.known)
+		log_info("cache %s: %llu bytes free on its filesystem, keeping at least %llu free",
+			 c->dir, (unsigned long long)s.avail, (unsigned long long)s.floor);
+	if (s.known && s.avail < s.floor)
+		cache_make_room(c, 0, NULL);
+}
+
+void cache_space(struct cache *c, struct cache_space *s)
+{
+	uint64_t fb = c->min_free_bytes, fp = CACHE_NO_BYTES;
+	int err;
+
+	memset(s, 0, sizeof(*s));
+	if (cache_statfs_hook) {
+		err = cache_statfs_hook(c->dirfd, &s->avail, &s->fs_size);
+	} else {
+		struct statvfs sv;
+
+		err = fstatvfs(c->dirfd, &sv) < 0 ? -errno : 0;
+		s->avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+		s->fs_size = (uint64_t)sv.f_blocks * sv.f_frsize;
+	}
+	if (err) {
+		if (!c->probe_warned)
+			log_warn("cache %s: statvfs: %s; no free-space floor", c->dir,
+				 strerror(-err));
+		c->probe_warned = true;
+		s->avail = s->fs_size = 0;
+		return;
+	}
+	c->probe_warned = false;
+	s->known = true;
+	stats.cache_fs_free_bytes = s->avail;
+	if (c->min_free_pct != CACHE_NO_PCT)
+		fp = s->fs_size / 100 * c->min_free_pct +
+		     s->fs_size % 100 * c->min_free_pct / 100;
+	s->floor = fb < fp ? fb : fp;
+	if (s->floor == CACHE_NO_BYTES)
+		s->floor = 0;
+	s->high = s->floor + s->floor / 10;
+	stats.cache_fs_floor_bytes = s->floor;
+}
+
+/* What a file of size bytes takes on disk, about. */
+static uint64_t on_disk(uint64_t size)
+{
+	return (size + 4095) & ~(uint64_t)4095;
+}
+
+static uint64_t evict_space_round(struct cache *c, uint64_t want, const uint8_t *pinned)
+{
+	struct centry *e = c->head, *n;
+	char hex[HEX_LEN + 1];
+	uint64_t freed = 0, now = mono_ms();
+
+	for (; e && freed < want; e = n) {
+		n = e->next;
+		if (pinned && !memcmp(e->d, pinned, CASFS_SHA256_LEN))
+			continue;
+		hex_encode(e->d, hex);
+		if (unlinkat(c->blobs_fd, hex, 0) < 0 && errno != ENOENT) {
+			log_warn("evict %s: %s", hex, strerror(errno));
+			continue;
+		}
+		log_dbg("evicted %s (%llu bytes) for free space", hex,
+			(unsigned long long)e->size);
+		if (e->used_ms && now - e->used_ms < CACHE_GRACE_MS)
+			stats.evictions_grace_overridden++;
+		stats.evictions++;
+		stats.evictions_space++;
+		stats.evicted_bytes += e->size;
+		freed += on_disk(e->size);
+		index_del(c, e);
+	}
+	return freed;
+}
+
+/*
+ * The floor is harder than max_bytes: a full filesystem fails every cold
+ * read (and every other writer on it), while evicting a blob in its grace
+ * time costs its reader one more fetch round (kmod/cas.c). So this walks
+ * the LRU list from the oldest and ignores the grace rule; only pinned is
+ * kept. Space comes back only when no reader holds the file open, so it
+ * probes again after each round.
+ */
+uint64_t cache_make_room(struct cache *c, uint64_t size, const uint8_t *pinned)
+{
+	struct cache_space s;
+	uint64_t total = 0;
+
+	for (int round = 0; round < 4; round++) {
+		uint64_t want, got;
+
+		cache_space(c, &s);
+		if (!s.known)
+			break;
+		want = s.high + on_disk(size);
+		if (s.avail >= want)
+			break;
+		got = evict_space_round(c, want - s.avail, pinned);
+		total += got;
+		if (!got)
+			break;
+	}
+	if (total)
+		log_info("cache %s: evicted %llu bytes to keep %llu bytes free (floor %llu)",
+			 c->dir, (unsigned long long)total,
+			 (unsigned long long)s.high, (unsigned long long)s.floor);
+	return total;
+}
+
+int cache_admit(struct cache *c, const char *hex, uint64_t size)
+{
+	struct cache_space s;
+	uint64_t room;
+
+	if (c->max && size > c->max) {
+		log_err("%s: %llu bytes is more than --max-cache-bytes (%llu): refused (EFBIG)",
+			hex, (unsigned long long)size, (unsigned long long)c->max);
+		stats.refused_space++;
+		return -EFBIG;
+	}
+	cache_space(c, &s);
+	if (!s.known)
+		return 0;
+	room = s.avail + c->total;	/* all there could be if every blob went */
+	room = room > s.floor ? room - s.floor : 0;
+	if (on_disk(size) > room) {
+		log_err("%s: %llu bytes cannot fit in %s: %llu bytes free, floor %llu, "
+			"%llu bytes of blobs to evict: refused (ENOSPC)", hex,
+			(unsigned long long)size, c->dir, (unsigned long long)s.avail,
+			(unsigned long long)s.floor, (unsigned long long)c->total);
+		stats.refused_space++;
+		return -ENOSPC;
+	}
+	if (s.avail < s.floor + on_disk(size))
+		cache_make_room(c, size, NULL);
+	return 0;
+}
+
 void cache_published(struct cache *c, const uint8_t d[CASFS_SHA256_LEN], uint64_t size)
 {
+	struct cache_space s;
+
 	if (index_put(c, d, size))
 		log_warn("cache index: out of memory");
 	if (c->max && c->total > c->max)
 		cache_evict_to(c, c->max - c->max / 10, d);
+	cache_space(c, &s);
+	if (s.known && s.avail < s.floor)
+		cache_make_room(c, 0, d);
 }
 
 const uint8_t *cache_lru_nth(const struct cache *c, size_t n)

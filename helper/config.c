@@ -3,6 +3,8 @@
 #include "config.h"
 #include "grpc/grpc.h"
 #include "common.h"
+#include "cache.h"
+#include "fetch.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -31,6 +33,8 @@ void options_init(struct options *o)
 	memset(o, 0, sizeof(*o));
 	o->jobs = DEFAULT_JOBS;
 	o->timeout_s = DEFAULT_TIMEOUT_S;
+	o->min_free_bytes = DEFAULT_MIN_FREE_BYTES;
+	o->min_free_percent = DEFAULT_MIN_FREE_PERCENT;
 	o->stats_file = strdup(DEFAULT_STATS_FILE);
 }
 
@@ -158,6 +162,27 @@ int options_set(struct options *o, const char *key0, const char *v,
 			return fail(err, errlen, "max-cache-bytes: bad size '%s'", v);
 		return 0;
 	}
+	if (!strcmp(key, "min-free-bytes")) {
+		if (parse_size(v, &o->min_free_bytes))
+			return fail(err, errlen, "min-free-bytes: bad size '%s'", v);
+		o->min_free_bytes_set = true;
+		return 0;
+	}
+	if (!strcmp(key, "min-free-percent")) {
+		if (parse_u64(v, MAX_MIN_FREE_PERCENT, &n))
+			return fail(err, errlen, "min-free-percent: want 0..%d, not '%s'",
+				    MAX_MIN_FREE_PERCENT, v);
+		o->min_free_percent = (unsigned)n;
+		o->min_free_percent_set = true;
+		return 0;
+	}
+	if (!strcmp(key, "sync-batch")) {
+		if (parse_u64(v, FETCH_MAX_SYNC_BATCH, &n) || n < 1)
+			return fail(err, errlen, "sync-batch: want 1..%d, not '%s'",
+				    FETCH_MAX_SYNC_BATCH, v);
+		o->sync_batch = (unsigned)n;
+		return 0;
+	}
 	if (!strcmp(key, "jobs")) {
 		if (parse_u64(v, MAX_JOBS, &n) || n < 1)
 			return fail(err, errlen, "jobs: want 1..%d, not '%s'", MAX_JOBS, v);
@@ -254,6 +279,9 @@ static const struct option longopts[] = {
 	{ "cache", required_argument, NULL, 0 },
 	{ "instance", required_argument, NULL, 0 },
 	{ "max-cache-bytes", required_argument, NULL, 0 },
+	{ "min-free-bytes", required_argument, NULL, 0 },
+	{ "min-free-percent", required_argument, NULL, 0 },
+	{ "sync-batch", required_argument, NULL, 0 },
 	{ "jobs", required_argument, NULL, 0 },
 	{ "config", required_argument, NULL, 0 },
 	{ "ca-file", required_argument, NULL, 0 },
@@ -270,7 +298,8 @@ static const struct option longopts[] = {
 
 static const char usage[] =
 	"usage: casfs-helper --cas URL --cache DIR [--instance NAME]\n"
-	"         [--max-cache-bytes N[K|M|G|T]] [--jobs N] [--config FILE]\n"
+	"         [--max-cache-bytes N[K|M|G|T]] [--min-free-bytes N[K|M|G|T]]\n"
+	"         [--min-free-percent P] [--sync-batch N] [--jobs N] [--config FILE]\n"
 	"         [--ca-file FILE] [--auth-header-file FILE] [--timeout SECS]\n"
 	"         [--client-cert FILE [--client-key FILE]]\n"
 	"         [--stats-file PATH|none] [--verbose]\n"
@@ -279,7 +308,15 @@ static const char usage[] =
 	"in DIR/blobs. URL: file:///DIR, http://HOST[:PORT]/PATH, https://...\n"
 	"(Bazel's HTTP cache), grpc://HOST:PORT, grpcs://HOST:PORT or\n"
 	"unix:/PATH (REv2 on a unix socket, e.g. a local bazel-remote; the\n"
-	"header file then holds gRPC metadata, e.g. 'authorization: Bearer T').\n";
+	"header file then holds gRPC metadata, e.g. 'authorization: Bearer T').\n"
+	"\n"
+	"The cache keeps min(--min-free-bytes, --min-free-percent of its\n"
+	"filesystem) free (default: 1G and 5%, whichever is smaller; one option\n"
+	"alone is the floor; 0 disables it), evicting LRU blobs, and refuses\n"
+	"blobs that cannot fit (ENOSPC) or exceed --max-cache-bytes (EFBIG).\n"
+	"Verified blobs are made durable in groups of up to --sync-batch\n"
+	"(default 64; 1: fsync each blob) by one syncfs of the cache's\n"
+	"filesystem, then renamed into DIR/blobs and answered.\n";
 
 int options_parse_argv(struct options *o, int argc, char **argv, char *err, size_t errlen)
 {
@@ -323,6 +360,14 @@ int options_parse_argv(struct options *o, int argc, char **argv, char *err, size
 			return fail(err, errlen, "--%s", sub);
 	}
 	return 0;
+}
+
+void options_min_free(const struct options *o, uint64_t *bytes, unsigned *pct)
+{
+	bool both = o->min_free_bytes_set == o->min_free_percent_set;
+
+	*bytes = both || o->min_free_bytes_set ? o->min_free_bytes : CACHE_NO_BYTES;
+	*pct = both || o->min_free_percent_set ? o->min_free_percent : CACHE_NO_PCT;
 }
 
 int options_check(const struct options *o, char *err, size_t errlen)

@@ -29,8 +29,13 @@ struct options {
 	char *stats_file;	/* "" = none */
 	char *config;
 	uint64_t max_cache_bytes;
+	/* free-space floor: see options_min_free(); *_set: given by the user */
+	uint64_t min_free_bytes;
+	unsigned min_free_percent;
+	bool min_free_bytes_set, min_free_percent_set;
 	unsigned jobs;
 	unsigned timeout_s;
+	unsigned sync_batch;	/* 0: FETCH_SYNC_BATCH; 1: fsync each blob */
 	bool verbose;
 };
 
@@ -49,6 +54,17 @@ int config_load(struct options *o, const char *path, char *err, size_t errlen);
  * or -EINVAL with err.
  */
 int options_parse_argv(struct options *o, int argc, char **argv, char *err, size_t errlen);
+/*
+ * Default free-space floor: 5% of the cache's filesystem or 1 GiB,
+ * whichever is smaller. Given alone, either option is the floor; given
+ * both, the smaller wins; 0 turns the floor off.
+ */
+#define DEFAULT_MIN_FREE_BYTES (1ULL << 30)
+#define DEFAULT_MIN_FREE_PERCENT 5
+#define MAX_MIN_FREE_PERCENT 90
+/* The floor's terms for cache_set_floor() (CACHE_NO_BYTES/CACHE_NO_PCT: left out). */
+void options_min_free(const struct options *o, uint64_t *bytes, unsigned *pct);
+
 /* Check required options after parsing. */
 int options_check(const struct options *o, char *err, size_t errlen);
 

@@ -257,6 +257,119 @@ static void count_error(int err)
 	}
 }
 
+static bool disk_full(int err)
+{
+	return err == -ENOSPC || err == -EDQUOT;
+}
+
+/*
+ * The cache's filesystem ran out of space (or quota) writing, syncing or
+ * renaming j's file (already removed by the caller): evict enough for the
+ * blob plus the high watermark, ignoring the grace rule, and queue j
+ * again, once. false: j had its retry; the caller fails it.
+ */
+static bool retry_disk_full(struct fetch_engine *e, struct job *j, int err,
+			    const char *what)
+{
+	uint64_t freed;
+
+	if (j->disk_retried)
+		return false;
+	j->disk_retried = true;
+	freed = cache_make_room(e->cache, j->size, NULL);
+	stats.space_retries++;
+	log_warn("%s: %s in %s: %s; evicted %llu bytes, retrying", j->hex, what,
+		 cache_dir(e->cache), strerror(-err), (unsigned long long)freed);
+	j->state = JOB_QUEUED;
+	if (queue_add(e, j)) {
+		stats.err_other++;
+		finish(e, j, -ENOMEM);
+	}
+	return true;
+}
+
+static void fail_disk_full(struct fetch_engine *e, struct job *j, int err,
+			   const char *what)
+{
+	struct cache_space s;
+
+	cache_space(e->cache, &s);
+	log_err("%s: %s in %s: %s, even after evicting (%llu bytes, %llu bytes free, "
+		"floor %llu)", j->hex, what, cache_dir(e->cache), strerror(-err),
+		(unsigned long long)j->size, (unsigned long long)s.avail,
+		(unsigned long long)s.floor);
+	stats.err_nospace++;
+	finish(e, j, err);
+}
+
+static void published(struct fetch_engine *e, struct job *j)
+{
+	stats.fetch_ok++;
+	stats.fetch_bytes += j->size;
+	log_dbg("%s: published, %llu bytes", j->hex, (unsigned long long)j->size);
+	cache_published(e->cache, j->digest, j->size);
+	finish(e, j, 0);
+}
+
+/*
+ * One syncfs for every verified blob waiting, then a rename each; their
+ * callbacks go out from deliver(), so never before the rename. If the
+ * syncfs fails, nothing of the group is published: each file is removed
+ * and its job tried again once (evicting first for ENOSPC/EDQUOT), or
+ * failed with the error.
+ */
+void fetch_commit_group(struct fetch_engine *e)
+{
+	unsigned n = e->syncing.n;
+	struct job *j;
+	int err;
+
+	if (!n)
+		return;
+	err = bw_sync_group(cache_blobs_fd(e->cache));
+	stats.sync_groups++;
+	stats.sync_group_blobs += n;
+	if (err) {
+		stats.sync_failures++;
+		log_err("syncfs on %s: %s; %u verified blobs not published (each job is "
+			"tried again once at most)", cache_dir(e->cache), strerror(-err), n);
+	}
+	while ((j = list_pop(&e->syncing))) {
+		int perr = err ? err : bw_publish(&j->bw);
+
+		if (!perr) {
+			published(e, j);
+			continue;
+		}
+		bw_abort(&j->bw);
+		if (disk_full(perr)) {
+			if (!retry_disk_full(e, j, perr, err ? "syncing" : "publishing"))
+				fail_disk_full(e, j, perr, err ? "syncing" : "publishing");
+		} else if (err && !j->disk_retried) {
+			j->disk_retried = true;
+			j->state = JOB_QUEUED;
+			if (queue_add(e, j)) {
+				stats.err_other++;
+				finish(e, j, -ENOMEM);
+			}
+		} else {
+			log_err("%s: %s in %s: %s", j->hex, err ? "syncing" : "publishing",
+				cache_dir(e->cache), strerror(-perr));
+			stats.err_other++;
+			finish(e, j, perr);
+		}
+	}
+}
+
+static void maybe_commit_group(struct fetch_engine *e)
+{
+	if (!e->syncing.n)
+		return;
+	if (e->syncing.n >= e->sync_batch || (!e->active.n && !e->nqueued) ||
+	    mono_ms() - e->sync_first_ms >= e->sync_delay_ms)
+		fetch_commit_group(e);
+}
+
 void fetch_attempt_done(struct fetch_engine *e, struct job *j, enum attempt_result r,
 			int err, const char *why)
 {
@@ -265,15 +378,33 @@ void fetch_attempt_done(struct fetch_engine *e, struct job *j, enum attempt_resu
 	int cerr;
 
 	list_del(&e->active, j);
+	if (r != RES_OK && (disk_full(err) || disk_full(j->bw.err))) {
+		if (!disk_full(err))
+			err = j->bw.err;
+		bw_abort(&j->bw);
+		if (!retry_disk_full(e, j, err, "writing the temporary file"))
+			fail_disk_full(e, j, err, "writing the temporary file");
+		return;
+	}
 	if (r == RES_OK) {
-		cerr = bw_commit(&j->bw, &vwhy);
-		if (!cerr) {
-			stats.fetch_ok++;
-			stats.fetch_bytes += j->size;
-			log_dbg("%s: published, %llu bytes", j->hex,
-				(unsigned long long)j->size);
-			cache_published(e->cache, j->digest, j->size);
-			finish(e, j, 0);
+		bool group = e->sync_batch > 1;
+
+		cerr = group ? bw_verify(&j->bw, &vwhy) : bw_commit(&j->bw, &vwhy);
+		if (disk_full(cerr)) {
+			if (!retry_disk_full(e, j, cerr, "publishing"))
+				fail_disk_full(e, j, cerr, "publishing");
+			return;
+		}
+		if (!cerr && group) {
+			/* durable and published with its group (fetch_commit_group) */
+			if (!e->syncing.n)
+				e->sync_first_ms = mono_ms();
+			j->state = JOB_SYNCING;
+			list_add(&e->syncing, j);
+			if (e->syncing.n >= e->sync_batch)
+				fetch_commit_group(e);
+		} else if (!cerr) {
+			published(e, j);
 		} else if (cerr == -EIO && vwhy) {
 			log_err("%s: %s", j->hex, vwhy);
 			stats.err_verify++;
@@ -337,6 +468,10 @@ int fetch_engine_new(struct fetch_engine **out, const struct fetch_config *cfg,
 	}
 	e->cfg = *cfg;
 	e->cache = cache;
+	e->sync_batch = cfg->sync_batch ? cfg->sync_batch : FETCH_SYNC_BATCH;
+	if (e->sync_batch > FETCH_MAX_SYNC_BATCH)
+		e->sync_batch = FETCH_MAX_SYNC_BATCH;
+	e->sync_delay_ms = cfg->sync_delay_ms ? cfg->sync_delay_ms : FETCH_SYNC_DELAY_MS;
 	e->be.eng = e;
 	e->rnd = (mono_us() ^ ((uint64_t)getpid() << 32)) | 1;
 	e->tabsz = 256;
@@ -416,6 +551,15 @@ int fetch_submit_as(struct fetch_engine *e, const uint8_t digest[CASFS_SHA256_LE
 		list_add(&e->done, j);
 		return 0;
 	}
+	err = cache_admit(e->cache, j->hex, size);
+	if (err) {		/* cannot fit: fail at once, not after the download */
+		stats.errors++;
+		stats.err_nospace++;
+		j->status = err;
+		j->state = JOB_DONE;
+		list_add(&e->done, j);
+		return 0;
+	}
 	if (table_add(e, j)) {
 		e->nwaiters--;
 		job_free(j);
@@ -462,7 +606,8 @@ int fetch_cancel(struct fetch_engine *e, const uint8_t digest[CASFS_SHA256_LEN],
 		list_del(&e->active, j);
 		e->be.ops->cancel(&e->be, j);
 		break;
-	case JOB_DONE:	/* not in the table */
+	case JOB_SYNCING:	/* verified, published at the group's syncfs */
+	case JOB_DONE:		/* not in the table */
 		return 0;
 	}
 	log_dbg("%s: withdrawn by the kernel, dropped", j->hex);
@@ -520,8 +665,21 @@ static void start_jobs(struct fetch_engine *e)
 			j->deadline_ms = mono_ms() + (uint64_t)e->cfg.timeout_s * 1000;
 			stats.fetches++;
 		}
+		if (j->attempt > 1) {	/* space may have gone while it waited */
+			err = cache_admit(e->cache, j->hex, j->size);
+			if (err) {
+				stats.err_nospace++;
+				finish(e, j, err);
+				continue;
+			}
+		}
 		err = bw_open(&j->bw, cache_tmp_fd(e->cache), cache_blobs_fd(e->cache),
 			      j->digest, j->size);
+		if (disk_full(err)) {
+			if (!retry_disk_full(e, j, err, "creating the temporary file"))
+				fail_disk_full(e, j, err, "creating the temporary file");
+			continue;
+		}
 		if (err) {
 			log_err("%s: cannot create a file in %s/tmp: %s", j->hex,
 				cache_dir(e->cache), strerror(-err));
@@ -584,6 +742,13 @@ int fetch_run(struct fetch_engine *e, int timeout_ms, struct pollfd *extra, unsi
 	if (e->done.n || e->be.ops->busy(&e->be))
 		t = 0;
 	now = mono_ms();
+	if (e->syncing.n) {		/* wake up for the group's deadline */
+		uint64_t due = e->sync_first_ms + e->sync_delay_ms;
+		uint64_t left = due > now ? due - now : 0;
+
+		if (left < (uint64_t)t)
+			t = (int)left;
+	}
 	for (struct job *j = e->backoff.head; j && t; j = j->next) {
 		uint64_t left = j->next_try_ms > now ? j->next_try_ms - now : 0;
 
@@ -616,6 +781,7 @@ int fetch_run(struct fetch_engine *e, int timeout_ms, struct pollfd *extra, unsi
 	report_progress(e);
 	expire_backoff(e);
 	start_jobs(e);
+	maybe_commit_group(e);
 	deliver(e);
 	stats.inflight = e->active.n;
 	stats.queued = e->nqueued + e->backoff.n;
@@ -624,7 +790,7 @@ int fetch_run(struct fetch_engine *e, int timeout_ms, struct pollfd *extra, unsi
 
 unsigned fetch_pending(const struct fetch_engine *e)
 {
-	return e->nqueued + e->active.n + e->backoff.n + e->done.n;
+	return e->nqueued + e->active.n + e->backoff.n + e->syncing.n + e->done.n;
 }
 
 void fetch_engine_free(struct fetch_engine *e)
@@ -641,6 +807,8 @@ void fetch_engine_free(struct fetch_engine *e)
 	while ((j = queue_pop(e)))
 		job_free(j);
 	while ((j = list_pop(&e->backoff)))
+		job_free(j);
+	while ((j = list_pop(&e->syncing)))	/* verified, not published */
 		job_free(j);
 	while ((j = list_pop(&e->done)))
 		job_free(j);

@@ -12,7 +12,10 @@
  * transient failures are retried with exponential backoff and jitter
  * (100 ms doubling to 5 s) for up to `timeout_s` from the first attempt
  * (time spent queued behind other transfers does not count), a budget
- * that a transfer receiving bytes keeps extending.
+ * that a transfer receiving bytes keeps extending. Callbacks
+ * with status 0 are called only after the blob was renamed into blobs/,
+ * which happens only after its bytes were made durable (fsync, or the
+ * group's syncfs: see sync_batch).
  */
 #ifndef CASFS_FETCH_H
 #define CASFS_FETCH_H
@@ -34,7 +37,21 @@ struct fetch_config {
 	const char *client_cert, *client_key;	/* grpcs: client certificate */
 	unsigned jobs;			/* parallel transfers, >= 1 */
 	unsigned timeout_s;		/* total time budget per blob, >= 1 */
+	/*
+	 * Group commit (issue 11 item 10): verified blobs wait in tmp/ until
+	 * sync_batch of them (0: FETCH_SYNC_BATCH) are collected, or
+	 * sync_delay_ms (0: FETCH_SYNC_DELAY_MS) passed since the first, or
+	 * nothing else is queued or transferring; one syncfs(2) then makes
+	 * all durable, then each is renamed into blobs/ and its callbacks
+	 * called. sync_batch 1: fsync and rename each blob on its own.
+	 */
+	unsigned sync_batch;
+	unsigned sync_delay_ms;
 };
+
+#define FETCH_SYNC_BATCH 64
+#define FETCH_SYNC_DELAY_MS 5
+#define FETCH_MAX_SYNC_BATCH 4096
 
 /* Upper bound on callbacks outstanding (memory bound against a flood). */
 #define FETCH_MAX_WAITERS (1u << 20)

@@ -177,6 +177,7 @@ static void update_gauges(struct ctx *c)
 	stats.cache_bytes = cache_total_bytes(c->cache);
 	stats.cache_blobs = cache_count(c->cache);
 	stats.cache_max_bytes = cache_max_bytes(c->cache);
+	cache_space(c->cache, &(struct cache_space){ 0 });	/* refreshes the fs gauges */
 }
 
 static int setup_signals(void)
@@ -238,6 +239,13 @@ int main(int argc, char **argv)
 		code = 1;	/* may be a filesystem not mounted yet: restart */
 		goto out;
 	}
+	{
+		uint64_t mfb;
+		unsigned mfp;
+
+		options_min_free(&c.opt, &mfb, &mfp);
+		cache_set_floor(c.cache, mfb, mfp);
+	}
 	fc = (struct fetch_config){
 		.url = c.opt.cas,
 		.instance = c.opt.instance,
@@ -247,6 +255,7 @@ int main(int argc, char **argv)
 		.client_key = c.opt.client_key,
 		.jobs = c.opt.jobs,
 		.timeout_s = c.opt.timeout_s,
+		.sync_batch = c.opt.sync_batch,
 	};
 	r = fetch_engine_new(&c.eng, &fc, c.cache);
 	if (r) {

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* casfs-helper: write to CACHE/tmp, verify, fsync, chmod 0400, rename. */
+/*
+ * casfs-helper: write to CACHE/tmp (0400 from creation), verify, make
+ * durable (fsync per blob, or one syncfs per group), rename.
+ */
 #include "publish.h"
 
 #include <errno.h>
@@ -11,6 +14,65 @@
 #include <unistd.h>
 
 static unsigned long tmp_counter;
+static long my_pid;
+
+int (*bw_fault_hook)(enum bw_op op, const struct blob_writer *w);
+
+static int fault(enum bw_op op, const struct blob_writer *w)
+{
+	return bw_fault_hook ? bw_fault_hook(op, w) : 0;
+}
+
+/*
+ * Buffers (256 KiB: malloc would mmap and munmap one per blob) and
+ * digest contexts of finished writers, for the next ones. The helper is
+ * single-threaded.
+ */
+#define POOL_MAX 16
+static unsigned char *buf_pool[POOL_MAX];
+static unsigned nbuf_pool;
+static struct sha256 sha_pool[POOL_MAX];
+static unsigned nsha_pool;
+
+static unsigned char *buf_get(void)
+{
+	return nbuf_pool ? buf_pool[--nbuf_pool] : malloc(BW_BUFSIZE);
+}
+
+static void buf_put(unsigned char *b)
+{
+	if (!b)
+		return;
+	if (nbuf_pool < POOL_MAX)
+		buf_pool[nbuf_pool++] = b;
+	else
+		free(b);
+}
+
+static int sha_get(struct sha256 *h)
+{
+	int err;
+
+	if (!nsha_pool)
+		return sha256_init(h);
+	*h = sha_pool[--nsha_pool];
+	err = sha256_reset(h);
+	if (err)
+		sha256_free(h);
+	return err;
+}
+
+static void sha_put(struct sha256 *h)
+{
+	if (!h->ctx)
+		return;
+	if (nsha_pool < POOL_MAX) {
+		sha_pool[nsha_pool++] = *h;
+		h->ctx = NULL;
+	} else {
+		sha256_free(h);
+	}
+}
 
 void bw_init(struct blob_writer *w)
 {
@@ -34,13 +96,19 @@ int bw_open(struct blob_writer *w, int tmp_dirfd, int blobs_dirfd,
 	memcpy(w->digest, digest, CASFS_SHA256_LEN);
 	hex_encode(digest, w->hex);
 	w->expected = size;
+	if (!my_pid)
+		my_pid = (long)getpid();
 
+	err = fault(BW_OP_OPEN, w);
+	if (err)
+		return err;
 	for (int tries = 0; tries < 100; tries++) {
 		snprintf(w->tmpname, sizeof(w->tmpname), "%s.%ld.%lu", w->hex,
-			 (long)getpid(), ++tmp_counter);
+			 my_pid, ++tmp_counter);
+		/* 0400 now: no fchmod later (kmod/cas.c wants no write bits) */
 		w->fd = openat(tmp_dirfd, w->tmpname,
 			       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-			       0600);
+			       0400);
 		if (w->fd >= 0 || errno != EEXIST)
 			break;
 	}
@@ -49,8 +117,8 @@ int bw_open(struct blob_writer *w, int tmp_dirfd, int blobs_dirfd,
 		w->tmpname[0] = 0;
 		return err;
 	}
-	w->buf = malloc(BW_BUFSIZE);
-	err = w->buf ? sha256_init(&w->sha) : -ENOMEM;
+	w->buf = buf_get();
+	err = w->buf ? sha_get(&w->sha) : -ENOMEM;
 	if (err) {
 		bw_abort(w);
 		return err;
@@ -64,7 +132,9 @@ static int bw_flush(struct blob_writer *w)
 
 	if (!w->buflen)
 		return 0;
-	err = write_all(w->fd, w->buf, w->buflen);
+	err = fault(BW_OP_WRITE, w);
+	if (!err)
+		err = write_all(w->fd, w->buf, w->buflen);
 	w->buflen = 0;
 	return err;
 }
@@ -100,63 +170,115 @@ int bw_write(struct blob_writer *w, const void *p, size_t n)
 	return 0;
 }
 
-int bw_commit(struct blob_writer *w, const char **why)
+/* Flush, hash, check. 0, or -EIO with *why, or -errno. The file stays open. */
+static int finish_and_check(struct blob_writer *w, const char **why)
 {
 	uint8_t got[CASFS_SHA256_LEN];
 	int err;
 
 	*why = NULL;
-	if (w->fd < 0)
-		return -EBADF;
 	err = w->err;
 	if (err == -EFBIG) {
 		*why = "body longer than expected";
-		err = -EIO;
-		goto fail;
+		return -EIO;
 	}
 	if (!err)
 		err = bw_flush(w);
 	if (!err)
 		err = sha256_final(&w->sha, got);
 	if (err)
-		goto fail;
+		return err;
 	*why = verify_check(w->expected, w->digest, w->written, got);
-	if (*why) {
-		err = -EIO;
-		goto fail;
-	}
-	if (fchmod(w->fd, 0400) < 0 || fsync(w->fd) < 0) {
+	return *why ? -EIO : 0;
+}
+
+/* Close the file and give the buffer and digest context back. */
+static int release(struct blob_writer *w)
+{
+	int err = 0;
+
+	if (w->fd >= 0 && close(w->fd) < 0)
 		err = -errno;
-		goto fail;
-	}
-	if (close(w->fd) < 0) {
-		w->fd = -1;
-		err = -errno;
-		goto fail;
-	}
 	w->fd = -1;
-	if (renameat(w->tmp_dirfd, w->tmpname, w->blobs_dirfd, w->hex) < 0) {
-		err = -errno;
-		goto fail;
-	}
+	buf_put(w->buf);
+	w->buf = NULL;
+	w->buflen = 0;
+	sha_put(&w->sha);
+	return err;
+}
+
+static int do_rename(struct blob_writer *w)
+{
+	int err = fault(BW_OP_RENAME, w);
+
+	if (err)
+		return err;
+	if (renameat(w->tmp_dirfd, w->tmpname, w->blobs_dirfd, w->hex) < 0)
+		return -errno;
 	w->tmpname[0] = 0;
-	bw_abort(w);		/* frees the rest */
 	return 0;
-fail:
+}
+
+int bw_commit(struct blob_writer *w, const char **why)
+{
+	int err;
+
+	*why = NULL;
+	if (w->fd < 0)
+		return -EBADF;
+	err = finish_and_check(w, why);
+	if (!err)
+		err = fault(BW_OP_SYNC, w);
+	if (!err && fsync(w->fd) < 0)
+		err = -errno;
+	if (!err)
+		err = release(w);
+	if (!err)
+		err = do_rename(w);
+	bw_abort(w);		/* frees the rest; unlinks the file on failure */
+	return err;
+}
+
+int bw_verify(struct blob_writer *w, const char **why)
+{
+	int err;
+
+	*why = NULL;
+	if (w->fd < 0)
+		return -EBADF;
+	err = finish_and_check(w, why);
+	if (!err)
+		err = release(w);	/* close reports delayed write errors */
+	if (err) {
+		bw_abort(w);
+		return err;
+	}
+	w->verified = true;
+	return 0;
+}
+
+int bw_sync_group(int dirfd)
+{
+	int err = fault(BW_OP_SYNCFS, NULL);
+
+	if (err)
+		return err;
+	return syncfs(dirfd) < 0 ? -errno : 0;
+}
+
+int bw_publish(struct blob_writer *w)
+{
+	int err = w->verified ? do_rename(w) : -EINVAL;
+
 	bw_abort(w);
 	return err;
 }
 
 void bw_abort(struct blob_writer *w)
 {
-	if (w->fd >= 0)
-		close(w->fd);
-	w->fd = -1;
+	release(w);
 	if (w->tmpname[0])
 		unlinkat(w->tmp_dirfd, w->tmpname, 0);
 	w->tmpname[0] = 0;
-	sha256_free(&w->sha);
-	free(w->buf);
-	w->buf = NULL;
-	w->buflen = 0;
+	w->verified = false;
 }

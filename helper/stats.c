@@ -93,6 +93,10 @@ size_t stats_format(char *buf, size_t len)
 		     "errors_access %llu\n"
 		     "errors_timeout %llu\n"
 		     "errors_other %llu\n"
+		     "errors_nospace %llu\n"
+		     "sync_groups %llu\n"
+		     "sync_group_blobs %llu\n"
+		     "sync_failures %llu\n"
 		     "done_sent %llu\n"
 		     "done_failed %llu\n"
 		     "malformed_messages %llu\n"
@@ -106,6 +110,12 @@ size_t stats_format(char *buf, size_t len)
 		     "evictions_deferred %llu\n"
 		     "cancelled %llu\n"
 		     "progress_sent %llu\n"
+		     "evictions_space %llu\n"
+		     "evictions_grace_overridden %llu\n"
+		     "refused_space %llu\n"
+		     "space_retries %llu\n"
+		     "cache_fs_free_bytes %llu\n"
+		     "cache_fs_floor_bytes %llu\n"
 		     "latency_count %llu\n"
 		     "latency_avg_ms %s\n"
 		     "latency_p50_ms %s\n"
@@ -116,12 +126,17 @@ size_t stats_format(char *buf, size_t len)
 		     U(stats.fetches), U(stats.fetch_ok), U(stats.fetch_bytes),
 		     U(stats.attempts), U(stats.retries), U(stats.errors),
 		     U(stats.err_notfound), U(stats.err_verify), U(stats.err_access),
-		     U(stats.err_timeout), U(stats.err_other), U(stats.done_sent),
+		     U(stats.err_timeout), U(stats.err_other), U(stats.err_nospace),
+		     U(stats.sync_groups), U(stats.sync_group_blobs),
+		     U(stats.sync_failures), U(stats.done_sent),
 		     U(stats.done_failed), U(stats.malformed), U(stats.inflight),
 		     U(stats.queued), U(stats.cache_bytes), U(stats.cache_blobs),
 		     U(stats.cache_max_bytes), U(stats.evictions),
 		     U(stats.evicted_bytes), U(stats.evictions_deferred),
 		     U(stats.cancelled), U(stats.progress_sent),
+		     U(stats.evictions_space), U(stats.evictions_grace_overridden),
+		     U(stats.refused_space), U(stats.space_retries),
+		     U(stats.cache_fs_free_bytes), U(stats.cache_fs_floor_bytes),
 		     U(stats.lat_count), avg, p50, p90, p99);
 #undef U
 	if (n < 0)

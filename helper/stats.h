@@ -33,6 +33,14 @@ struct helper_stats {
 	uint64_t evictions_deferred;	/* stopped at a blob in its grace time */
 	uint64_t cancelled;	/* jobs dropped: the kernel withdrew their request */
 	uint64_t progress_sent;	/* PROGRESS messages to the kernel */
+	uint64_t evictions_space;	/* evictions for the free-space floor (in evictions) */
+	uint64_t evictions_grace_overridden;	/* ... of blobs in their grace time */
+	uint64_t refused_space;	/* refused before fetching: cannot fit (ENOSPC) or > bound (EFBIG) */
+	uint64_t space_retries;	/* ENOSPC/EDQUOT writing: evicted and retried */
+	uint64_t err_nospace;	/* jobs failed with ENOSPC/EDQUOT after the retry, or refused */
+	uint64_t sync_groups;	/* syncfs calls of the group commit */
+	uint64_t sync_group_blobs;	/* blobs they covered */
+	uint64_t sync_failures;	/* ... that failed (the group was not published) */
 	uint64_t done_sent;
 	uint64_t done_failed;
 	uint64_t malformed;	/* netlink messages ignored */
@@ -42,6 +50,8 @@ struct helper_stats {
 	uint64_t cache_bytes;
 	uint64_t cache_blobs;
 	uint64_t cache_max_bytes;
+	uint64_t cache_fs_free_bytes;	/* free on the cache's filesystem (last probe) */
+	uint64_t cache_fs_floor_bytes;	/* the free-space floor */
 	/* latency of fetched (not cached) blobs, request to DONE */
 	uint64_t lat_count;
 	uint64_t lat_sum_us;

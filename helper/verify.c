@@ -37,6 +37,11 @@ int sha256_final(struct sha256 *h, uint8_t out[CASFS_SHA256_LEN])
 	return 0;
 }
 
+int sha256_reset(struct sha256 *h)
+{
+	return EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) == 1 ? 0 : -EIO;
+}
+
 void sha256_free(struct sha256 *h)
 {
 	if (h->ctx)

@@ -15,6 +15,8 @@ int sha256_init(struct sha256 *h);
 void sha256_update(struct sha256 *h, const void *p, size_t n);
 int sha256_final(struct sha256 *h, uint8_t out[CASFS_SHA256_LEN]);
 void sha256_free(struct sha256 *h);
+/* Start over with the same context (cheaper than free + init). */
+int sha256_reset(struct sha256 *h);
 int sha256_buf(const void *p, size_t n, uint8_t out[CASFS_SHA256_LEN]);
 
 /*

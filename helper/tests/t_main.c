@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* casfs userspace unit tests: runner and helpers. */
 #include "t.h"
+#include "../cache.h"
 #include "../common.h"
+#include "../publish.h"
 #include "../stats.h"
 #include "../verify.h"
 
@@ -194,6 +196,8 @@ int main(int argc, char **argv)
 			stats_reset();
 			t0 = mono_ms();
 			t->fn();
+			cache_statfs_hook = NULL;	/* a failed test may leave them */
+			bw_fault_hook = NULL;
 			for (int i = 0; i < ntmp; i++)
 				t_rm_rf(tmpdirs[i]);
 			ntmp = 0;

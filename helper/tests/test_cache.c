@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Tests: cache directory rules, scan, LRU eviction. */
 #include "t.h"
+#include "space_util.h"
 #include "../cache.h"
 #include "../stats.h"
 #include "../verify.h"
@@ -295,6 +296,168 @@ static void t_many_entries(void)
 	cache_close(c);
 }
 
+/*
+ * Issue 11 item 8: with less than the floor free after a publish, blobs
+ * go in LRU order until the high watermark (floor + 10%) is free, so the
+ * next few publishes evict nothing (batches, not one blob per publish).
+ */
+static void t_floor_evicts_to_high_watermark(void)
+{
+	const char *dir = t_tmpdir();
+	struct cache_space s;
+	struct cache *c;
+	uint8_t d[10][32];
+	char p[400];
+
+	snprintf(p, sizeof(p), "%s/blobs", dir);
+	mkdir(p, 0700);
+	for (int i = 0; i < 7; i++)
+		put_blob(dir, 60 + (unsigned)i, 128 << 10, 1000 + i, d[i]);
+	t_fake_fs(dir, 1 << 20, 0);		/* 1 MiB disk, 896 KiB used */
+	REQUIRE(cache_open(&c, dir, 0, 0) == 0);
+	cache_set_floor(c, 100 << 10, CACHE_NO_PCT);
+	cache_space(c, &s);
+	CHECK(s.known);
+	CHECK_INT(s.floor, 100 << 10);
+	CHECK_INT(s.high, (100 << 10) + (10 << 10));
+	CHECK_INT(s.avail, 128 << 10);
+	CHECK_INT(cache_count(c), 7);		/* 128 KiB >= floor: nothing yet */
+	CHECK_INT(stats.cache_fs_free_bytes, 128 << 10);
+
+	put_blob(dir, 70, 64 << 10, 2000, d[7]);
+	cache_published(c, d[7], 64 << 10);	/* 64 KiB free < 100 KiB */
+	CHECK(!blob_exists(dir, d[0]));		/* the oldest went, only it */
+	for (int i = 1; i < 8; i++)
+		CHECK(blob_exists(dir, d[i]));
+	cache_space(c, &s);
+	CHECK(s.avail >= s.high);
+	CHECK_INT(s.avail, 192 << 10);
+	CHECK_INT(stats.evictions_space, 1);
+
+	put_blob(dir, 71, 64 << 10, 2001, d[8]);
+	cache_published(c, d[8], 64 << 10);	/* 128 KiB free: above the floor */
+	CHECK_INT(stats.evictions_space, 1);
+	CHECK(blob_exists(dir, d[1]));
+
+	put_blob(dir, 72, 64 << 10, 2002, d[9]);
+	cache_published(c, d[9], 64 << 10);	/* 64 KiB again: the next oldest */
+	CHECK_INT(stats.evictions_space, 2);
+	CHECK(!blob_exists(dir, d[1]));
+	CHECK(blob_exists(dir, d[2]) && blob_exists(dir, d[9]));
+	CHECK_INT(stats.evictions_grace_overridden, 0);	/* scanned: no grace */
+	cache_close(c);
+}
+
+/* Percent and bytes: the smaller is the floor; 0 turns it off. */
+static void t_floor_terms(void)
+{
+	const char *dir = t_tmpdir();
+	struct cache_space s;
+	struct cache *c;
+
+	t_fake_fs(dir, 1000 << 20, 0);
+	REQUIRE(cache_open(&c, dir, 0, 0) == 0);
+	cache_space(c, &s);
+	CHECK_INT(s.floor, 0);				/* default: none */
+	cache_set_floor(c, 1ULL << 30, 5);		/* 5% of 1000 MiB < 1 GiB */
+	cache_space(c, &s);
+	CHECK_INT(s.floor, 50ULL << 20);
+	cache_set_floor(c, 10 << 20, 5);		/* 10 MiB < 5% */
+	cache_space(c, &s);
+	CHECK_INT(s.floor, 10 << 20);
+	cache_set_floor(c, CACHE_NO_BYTES, 20);		/* percent alone */
+	cache_space(c, &s);
+	CHECK_INT(s.floor, 200ULL << 20);
+	cache_set_floor(c, 0, 20);
+	cache_space(c, &s);
+	CHECK_INT(s.floor, 0);
+	CHECK_INT(s.high, 0);
+	cache_close(c);
+}
+
+/*
+ * The floor is harder than the byte bound: blobs in their grace time,
+ * which cache_evict_to() keeps up to 1.5 x --max-cache-bytes, are evicted
+ * for the floor (oldest first; never the one just published).
+ */
+static void t_floor_overrides_grace(void)
+{
+	const char *dir = t_tmpdir();
+	struct cache *c;
+	uint8_t d[7][32];
+	char p[400];
+
+	snprintf(p, sizeof(p), "%s/blobs", dir);
+	mkdir(p, 0700);
+	t_fake_fs(dir, 1 << 20, 0);
+	REQUIRE(cache_open(&c, dir, 512 << 10, 0) == 0);
+	cache_set_floor(c, 100 << 10, CACHE_NO_PCT);
+	for (int i = 0; i < 6; i++) {
+		put_blob(dir, 80 + (unsigned)i, 128 << 10, 1000 + i, d[i]);
+		cache_published(c, d[i], 128 << 10);
+	}
+	/* 768 KiB > 512 KiB bound, all in grace (<= 1.5 x): deferred */
+	CHECK_INT(cache_count(c), 6);
+	CHECK(stats.evictions_deferred > 0);
+	CHECK_INT(stats.evictions, 0);
+	/* 7th: 896 KiB used, 128 KiB free: the byte bound evicts past 1.5 x
+	 * down to 768 KiB (one blob), leaving 256 KiB free: above the floor */
+	put_blob(dir, 86, 128 << 10, 1006, d[6]);
+	cache_published(c, d[6], 128 << 10);
+	CHECK_INT(stats.evictions, 1);
+	CHECK_INT(stats.evictions_space, 0);
+	/* someone else takes 200 KiB: 56 KiB free < floor; the floor evicts
+	 * blobs in their grace time until 110 KiB + are free */
+	fake_fs.other = 200 << 10;
+	stats.evictions_deferred = 0;
+	cache_published(c, d[6], 128 << 10);	/* published again: 768 KiB */
+	CHECK(stats.evictions_deferred > 0);	/* the bound alone would wait */
+	CHECK_INT(stats.evictions_space, 1);
+	CHECK_INT(stats.evictions_grace_overridden, 1);
+	CHECK(!blob_exists(dir, d[1]));		/* the oldest left, in grace */
+	CHECK(blob_exists(dir, d[2]) && blob_exists(dir, d[6]));
+	CHECK_INT(cache_count(c), 5);
+	cache_close(c);
+}
+
+/* Refusals: larger than the bound (EFBIG); cannot fit (ENOSPC). */
+static void t_admit(void)
+{
+	const char *dir = t_tmpdir();
+	struct cache *c;
+	uint8_t d[2][32];
+	char p[400], want[300], hex[65];
+
+	snprintf(p, sizeof(p), "%s/blobs", dir);
+	mkdir(p, 0700);
+	put_blob(dir, 90, 128 << 10, 1000, d[0]);
+	put_blob(dir, 91, 128 << 10, 1001, d[1]);
+	t_fake_fs(dir, 1 << 20, 512 << 10);	/* 256 KiB free */
+	REQUIRE(cache_open(&c, dir, 0, 0) == 0);
+	cache_set_floor(c, 64 << 10, CACHE_NO_PCT);
+	memset(hex, 'a', 64);
+	hex[64] = 0;
+	/* 256 free + 256 evictable - 64 floor = 448 KiB at most */
+	CHECK_INT(cache_admit(c, hex, 449 << 10), -ENOSPC);
+	snprintf(want, sizeof(want), "%s: %u bytes cannot fit in %s: %u bytes free, "
+		 "floor %u, %u bytes of blobs to evict: refused (ENOSPC)", hex,
+		 449u << 10, dir, 256u << 10, 64u << 10, 256u << 10);
+	CHECK(t_log_contains(want));
+	CHECK_INT(stats.refused_space, 1);
+	CHECK_INT(cache_count(c), 2);		/* refused: nothing evicted */
+	/* fits once both blobs go: they go now, before the fetch */
+	CHECK_INT(cache_admit(c, hex, 400 << 10), 0);
+	CHECK_INT(cache_count(c), 0);
+	CHECK_INT(stats.evictions_space, 2);
+	cache_close(c);
+
+	REQUIRE(cache_open(&c, dir, 100 << 10, 0) == 0);
+	CHECK_INT(cache_admit(c, hex, (100 << 10) + 1), -EFBIG);
+	CHECK(t_log_contains("bytes is more than --max-cache-bytes (102400): refused (EFBIG)"));
+	CHECK_INT(cache_admit(c, hex, 100 << 10), 0);
+	cache_close(c);
+}
+
 const struct test cache_tests[] = {
 	{ "creates_layout", t_creates_layout },
 	{ "tightens_blobs", t_tightens_blobs },
@@ -306,5 +469,9 @@ const struct test cache_tests[] = {
 	{ "evicts_at_open", t_evicts_at_open },
 	{ "grace_for_new_blobs", t_grace_for_new_blobs },
 	{ "many_entries", t_many_entries },
+	{ "floor_evicts_to_high_watermark", t_floor_evicts_to_high_watermark },
+	{ "floor_terms", t_floor_terms },
+	{ "floor_overrides_grace", t_floor_overrides_grace },
+	{ "admit_refuses", t_admit },
 	{ NULL, NULL },
 };

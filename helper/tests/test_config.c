@@ -3,6 +3,7 @@
 #include "t.h"
 #include "../common.h"
 #include "../config.h"
+#include "../cache.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -257,6 +258,45 @@ static void t_parse_u64(void)
 	CHECK_INT(parse_u64("1 ", 10, &v), -EINVAL);
 }
 
+/* --min-free-bytes / --min-free-percent: which terms make the floor. */
+static void t_min_free(void)
+{
+	struct options o;
+	char err[512];
+	uint64_t b;
+	unsigned p;
+
+	options_init(&o);
+	options_min_free(&o, &b, &p);		/* default: 1 GiB and 5% */
+	CHECK_INT(b, 1ULL << 30);
+	CHECK_INT(p, 5);
+	CHECK_INT(cfg(&o, "min-free-bytes = 20G\n", err), 0);
+	options_min_free(&o, &b, &p);		/* alone: it is the floor */
+	CHECK_INT(b, 20ULL << 30);
+	CHECK_INT(p, CACHE_NO_PCT);
+	CHECK_INT(cfg(&o, "min_free_percent = 10\n", err), 0);
+	options_min_free(&o, &b, &p);		/* both: the smaller */
+	CHECK_INT(b, 20ULL << 30);
+	CHECK_INT(p, 10);
+	options_free(&o);
+	options_init(&o);
+	CHECK_INT(cfg(&o, "min-free-percent = 0\n", err), 0);
+	options_min_free(&o, &b, &p);
+	CHECK_INT(b, CACHE_NO_BYTES);
+	CHECK_INT(p, 0);
+	options_free(&o);
+	bad("min-free-percent = 91\n", "min-free-percent: want 0..90");
+	bad("min-free-percent = 5%\n", "min-free-percent: want 0..90");
+	bad("min-free-bytes = lots\n", "min-free-bytes: bad size");
+	bad("sync-batch = 0\n", "sync-batch: want 1..4096");
+	bad("sync-batch = 4097\n", "sync-batch: want 1..4096");
+	options_init(&o);
+	CHECK_INT(o.sync_batch, 0);
+	CHECK_INT(cfg(&o, "sync-batch = 1\n", err), 0);
+	CHECK_INT(o.sync_batch, 1);
+	options_free(&o);
+}
+
 const struct test config_tests[] = {
 	{ "good_file", t_good_file },
 	{ "bad_files", t_bad_files },
@@ -265,5 +305,6 @@ const struct test config_tests[] = {
 	{ "auth_header_lines", t_header_lines },
 	{ "url_redact", t_redact },
 	{ "parse_u64", t_parse_u64 },
+	{ "min_free", t_min_free },
 	{ NULL, NULL },
 };

@@ -4,6 +4,7 @@
 #include "../publish.h"
 #include "../verify.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -267,11 +268,78 @@ const struct test verify_tests[] = {
 	{ NULL, NULL },
 };
 
+static int tmp_mode(const struct pdirs *p)
+{
+	DIR *d = opendir(p->tmp);
+	struct dirent *de;
+	struct stat st;
+	int mode = -1;
+
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.' && fstatat(p->tmpfd, de->d_name, &st, 0) == 0)
+			mode = (int)(st.st_mode & 07777);
+	if (d)
+		closedir(d);
+	return mode;
+}
+
+/*
+ * The group path: bw_verify keeps the verified file in tmp/ (0400 from
+ * its creation), bw_publish renames it; a failed verify removes it, and
+ * bw_publish of an unverified writer refuses. Buffers and digest
+ * contexts come back from the pool in a clean state.
+ */
+static void t_publish_group_steps(void)
+{
+	static char buf[300000];
+	struct blob_writer w;
+	struct pdirs p;
+	char hex[65], path[400];
+	const char *why;
+	uint8_t d[32], bad[32];
+	size_t len;
+	char *got;
+
+	REQUIRE(mkdirs(&p) == 0);
+	t_fill(buf, sizeof(buf), 11);
+	sha256_buf(buf, sizeof(buf), d);
+	hex_encode(d, hex);
+	snprintf(path, sizeof(path), "%s/%s", p.blobs, hex);
+	for (int round = 0; round < 3; round++) {	/* reuses the pool */
+		REQUIRE(bw_open(&w, p.tmpfd, p.blobsfd, d, sizeof(buf)) == 0);
+		CHECK_INT(tmp_mode(&p), 0400);		/* no chmod needed */
+		CHECK_INT(bw_write(&w, buf, sizeof(buf)), 0);
+		CHECK_INT(bw_verify(&w, &why), 0);
+		CHECK(why == NULL);
+		CHECK(!bw_is_open(&w));
+		CHECK_INT(t_count_dir(p.tmp), 1);	/* verified, not published */
+		CHECK(access(path, F_OK) != 0);
+		CHECK_INT(bw_sync_group(p.blobsfd), 0);
+		CHECK_INT(bw_publish(&w), 0);
+		CHECK_INT(t_count_dir(p.tmp), 0);
+		got = t_read_file(path, &len);
+		CHECK(got && len == sizeof(buf) && !memcmp(got, buf, len));
+		free(got);
+		unlink(path);
+	}
+	memcpy(bad, d, sizeof(bad));
+	bad[0] ^= 1;
+	REQUIRE(bw_open(&w, p.tmpfd, p.blobsfd, bad, sizeof(buf)) == 0);
+	CHECK_INT(bw_write(&w, buf, sizeof(buf)), 0);
+	CHECK_INT(bw_verify(&w, &why), -EIO);
+	CHECK_STR(why, "sha256 mismatch");
+	CHECK_INT(t_count_dir(p.tmp), 0);
+	CHECK_INT(bw_publish(&w), -EINVAL);
+	CHECK_INT(t_count_dir(p.blobs), 0);
+	closedirs(&p);
+}
+
 const struct test publish_tests[] = {
 	{ "atomic_good", t_publish_good },
 	{ "rejects_corrupt_short_long", t_publish_rejects },
 	{ "empty_blob", t_publish_empty },
 	{ "abort_cleans_tmp", t_publish_abort },
 	{ "replaces_wrong_file", t_publish_replaces },
+	{ "group_steps", t_publish_group_steps },
 	{ NULL, NULL },
 };
