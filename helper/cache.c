@@ -628,6 +628,23 @@ int cache_admit(struct cache *c, const char *hex, uint64_t size)
 	return 0;
 }
 
+int cache_used(struct cache *c, const uint8_t d[CASFS_SHA256_LEN], uint64_t size)
+{
+	struct centry *e = find(c, d);
+	char hex[HEX_LEN + 1];
+
+	if (!e || e->size != size)
+		return 0;
+	e->used_ms = mono_ms();
+	lru_unlink(c, e);
+	lru_append(c, e);
+	hex_encode(d, hex);
+	if (utimensat(c->blobs_fd, hex, NULL, AT_SYMLINK_NOFOLLOW) < 0)
+		log_dbg("%s: touch: %s", hex, strerror(errno));
+	stats.cache_used++;
+	return 1;
+}
+
 void cache_published(struct cache *c, const uint8_t d[CASFS_SHA256_LEN], uint64_t size)
 {
 	struct cache_space s;

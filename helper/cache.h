@@ -46,6 +46,12 @@ int cache_lookup(struct cache *c, const uint8_t d[CASFS_SHA256_LEN], uint64_t si
 
 /* Record a blob just renamed into blobs/, then evict (never this one). */
 void cache_published(struct cache *c, const uint8_t d[CASFS_SHA256_LEN], uint64_t size);
+/*
+ * The kernel opened this cached blob for a reader (USED): it becomes the
+ * most recently used, on disk too (mtime, for the order after a
+ * restart). A blob not in the index is ignored. Returns 1 if it was.
+ */
+int cache_used(struct cache *c, const uint8_t d[CASFS_SHA256_LEN], uint64_t size);
 
 /* Evict least recently used blobs until the total is <= target (pinned may be NULL). */
 void cache_evict_to(struct cache *c, uint64_t target, const uint8_t *pinned);

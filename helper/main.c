@@ -126,6 +126,14 @@ static void on_cancel(void *arg, const struct nlh_req *q)
 		     (uint64_t)c->gen << 32 | q->req_id);
 }
 
+/* A reader opened a cached blob: it is recently used, for eviction. */
+static void on_used(void *arg, const struct nlh_req *q)
+{
+	struct ctx *c = arg;
+
+	cache_used(c->cache, q->digest, q->size);
+}
+
 /* Bytes of a request are arriving: the kernel restarts its readers' timeout. */
 static void on_progress(void *arg, uint64_t tag)
 {
@@ -153,6 +161,7 @@ static int try_connect(struct ctx *c)
 	if (r)
 		return r;
 	nlh_on_cancel(c->nl, on_cancel);
+	nlh_on_used(c->nl, on_used);
 	c->gen++;
 	r = nlh_register(c->nl, 5000, &kv);
 	if (!r) {

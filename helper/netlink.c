@@ -29,7 +29,7 @@ struct nlh {
 	struct nl_sock *sk;
 	struct nl_cb *cb;
 	int family;
-	nlh_fetch_fn fn, cancel_fn;
+	nlh_fetch_fn fn, cancel_fn, used_fn;
 	void *arg;
 	uint32_t proto;		/* the version registered with */
 	int blobs_fd;		/* sent with REGISTER: proof we may publish */
@@ -113,19 +113,25 @@ static int parse_req(struct nlmsghdr *nlh, int family, uint8_t cmd,
 
 	if (parse_common(nlh, family, cmd, tb, why))
 		return -EINVAL;
-	if (!tb[CASFS_A_REQ_ID] || !tb[CASFS_A_DIGEST] || !tb[CASFS_A_SIZE]) {
+	if ((cmd != CASFS_CMD_USED && !tb[CASFS_A_REQ_ID]) || !tb[CASFS_A_DIGEST] ||
+	    !tb[CASFS_A_SIZE]) {
 		*why = "missing REQ_ID, DIGEST or SIZE";
 		return -EINVAL;
 	}
+	if (cmd == CASFS_CMD_USED && tb[CASFS_A_REQ_ID]) {
+		*why = "REQ_ID in USED";
+		return -EINVAL;
+	}
 	/* The policy already checked these; they are cheap to check again. */
-	if (nla_len(tb[CASFS_A_REQ_ID]) != 4 || nla_len(tb[CASFS_A_SIZE]) != 8 ||
+	if ((tb[CASFS_A_REQ_ID] && nla_len(tb[CASFS_A_REQ_ID]) != 4) ||
+	    nla_len(tb[CASFS_A_SIZE]) != 8 ||
 	    nla_len(tb[CASFS_A_DIGEST]) != CASFS_SHA256_LEN) {
 		*why = "attribute of the wrong length";
 		return -EINVAL;
 	}
-	id = nla_get_u32(tb[CASFS_A_REQ_ID]);
+	id = tb[CASFS_A_REQ_ID] ? nla_get_u32(tb[CASFS_A_REQ_ID]) : 0;
 	sz = nla_get_u64(tb[CASFS_A_SIZE]);
-	if (!id) {
+	if (!id && cmd != CASFS_CMD_USED) {
 		*why = "request id 0";
 		return -EINVAL;
 	}
@@ -157,6 +163,12 @@ int nlh_parse_cancel(struct nlmsghdr *nlh, int family, struct nlh_req *r,
 		     const char **why)
 {
 	return parse_req(nlh, family, CASFS_CMD_CANCEL, r, why);
+}
+
+int nlh_parse_used(struct nlmsghdr *nlh, int family, struct nlh_req *r,
+		   const char **why)
+{
+	return parse_req(nlh, family, CASFS_CMD_USED, r, why);
 }
 
 int nlh_parse_register(struct nlmsghdr *nlh, int family, uint32_t *version,
@@ -211,6 +223,15 @@ static int on_valid(struct nl_msg *msg, void *arg)
 		}
 		if (h->cancel_fn)
 			h->cancel_fn(h->arg, &req);
+		break;
+	case CASFS_CMD_USED:
+		if (nlh_parse_used(nh, h->family, &req, &why)) {
+			stats.malformed++;
+			log_err("netlink: malformed USED ignored: %s", why);
+			break;
+		}
+		if (h->used_fn)
+			h->used_fn(h->arg, &req);
 		break;
 	case CASFS_CMD_REGISTER:
 		if (nlh_parse_register(nh, h->family, &ver, &why)) {
@@ -342,6 +363,11 @@ void nlh_on_cancel(struct nlh *h, nlh_fetch_fn fn)
 	h->cancel_fn = fn;
 }
 
+void nlh_on_used(struct nlh *h, nlh_fetch_fn fn)
+{
+	h->used_fn = fn;
+}
+
 bool nlh_take_overrun(struct nlh *h)
 {
 	bool o = h->overrun;
@@ -471,17 +497,18 @@ static int register_as(struct nlh *h, uint64_t deadline, uint32_t *kernel_versio
 	return h->reg_version == h->proto ? 0 : -EPROTO;
 }
 
-int nlh_send_done(struct nlh *h, uint32_t req_id, int32_t status)
+/* DONE {REQ_ID, STATUS} or PROGRESS {REQ_ID}. */
+static int send_req(struct nlh *h, uint8_t cmd, uint32_t req_id, const int32_t *status)
 {
 	struct nl_msg *m = nlmsg_alloc();
 	int r;
 
 	if (!m)
 		return -ENOMEM;
-	if (!genlmsg_put(m, NL_AUTO_PORT, NL_AUTO_SEQ, h->family, 0, 0,
-			 CASFS_CMD_DONE, CASFS_GENL_VERSION) ||
+	if (!genlmsg_put(m, NL_AUTO_PORT, NL_AUTO_SEQ, h->family, 0, 0, cmd,
+			 CASFS_GENL_VERSION) ||
 	    nla_put_u32(m, CASFS_A_REQ_ID, req_id) < 0 ||
-	    nla_put_s32(m, CASFS_A_STATUS, status) < 0) {
+	    (status && nla_put_s32(m, CASFS_A_STATUS, *status) < 0)) {
 		nlmsg_free(m);
 		return -ENOMEM;
 	}
@@ -490,25 +517,16 @@ int nlh_send_done(struct nlh *h, uint32_t req_id, int32_t status)
 	return r < 0 ? nlerr(r) : 0;
 }
 
+int nlh_send_done(struct nlh *h, uint32_t req_id, int32_t status)
+{
+	return send_req(h, CASFS_CMD_DONE, req_id, &status);
+}
+
 int nlh_send_progress(struct nlh *h, uint32_t req_id)
 {
-	struct nl_msg *m;
-	int r;
-
 	if (h->proto < 3)
 		return 0;
-	m = nlmsg_alloc();
-	if (!m)
-		return -ENOMEM;
-	if (!genlmsg_put(m, NL_AUTO_PORT, NL_AUTO_SEQ, h->family, 0, 0,
-			 CASFS_CMD_PROGRESS, CASFS_GENL_VERSION) ||
-	    nla_put_u32(m, CASFS_A_REQ_ID, req_id) < 0) {
-		nlmsg_free(m);
-		return -ENOMEM;
-	}
-	r = nl_send_auto(h->sk, m);
-	nlmsg_free(m);
-	return r < 0 ? nlerr(r) : 0;
+	return send_req(h, CASFS_CMD_PROGRESS, req_id, NULL);
 }
 
 void nlh_close(struct nlh *h)

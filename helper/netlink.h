@@ -33,6 +33,8 @@ typedef void (*nlh_fetch_fn)(void *arg, const struct nlh_req *r);
 int nlh_open(struct nlh **out, nlh_fetch_fn fn, void *arg, int blobs_fd);
 /* CANCEL (protocol 3): the kernel withdrew a request; fn gets it. */
 void nlh_on_cancel(struct nlh *h, nlh_fetch_fn fn);
+/* USED (protocol 3): a cached blob was read; fn gets it (req_id 0). */
+void nlh_on_used(struct nlh *h, nlh_fetch_fn fn);
 /*
  * Send REGISTER and wait (up to timeout_ms) for the kernel's reply.
  * Protocol CASFS_PROTO_VERSION first, then CASFS_PROTO_VERSION_MIN if the
@@ -76,6 +78,9 @@ int nlh_parse_fetch(struct nlmsghdr *nlh, int family, struct nlh_req *r,
 /* Validate a CANCEL: the same attributes as FETCH but UID. */
 int nlh_parse_cancel(struct nlmsghdr *nlh, int family, struct nlh_req *r,
 		     const char **why);
+/* Validate a USED: DIGEST and SIZE only. */
+int nlh_parse_used(struct nlmsghdr *nlh, int family, struct nlh_req *r,
+		   const char **why);
 /* Validate a REGISTER reply: 0 and *version, or -EINVAL. */
 int nlh_parse_register(struct nlmsghdr *nlh, int family, uint32_t *version,
 		       const char **why);

@@ -110,6 +110,7 @@ size_t stats_format(char *buf, size_t len)
 		     "evictions_deferred %llu\n"
 		     "cancelled %llu\n"
 		     "progress_sent %llu\n"
+		     "cache_used %llu\n"
 		     "evictions_space %llu\n"
 		     "evictions_grace_overridden %llu\n"
 		     "refused_space %llu\n"
@@ -133,7 +134,7 @@ size_t stats_format(char *buf, size_t len)
 		     U(stats.queued), U(stats.cache_bytes), U(stats.cache_blobs),
 		     U(stats.cache_max_bytes), U(stats.evictions),
 		     U(stats.evicted_bytes), U(stats.evictions_deferred),
-		     U(stats.cancelled), U(stats.progress_sent),
+		     U(stats.cancelled), U(stats.progress_sent), U(stats.cache_used),
 		     U(stats.evictions_space), U(stats.evictions_grace_overridden),
 		     U(stats.refused_space), U(stats.space_retries),
 		     U(stats.cache_fs_free_bytes), U(stats.cache_fs_floor_bytes),

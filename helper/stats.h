@@ -33,6 +33,7 @@ struct helper_stats {
 	uint64_t evictions_deferred;	/* stopped at a blob in its grace time */
 	uint64_t cancelled;	/* jobs dropped: the kernel withdrew their request */
 	uint64_t progress_sent;	/* PROGRESS messages to the kernel */
+	uint64_t cache_used;	/* USED from the kernel: cached blobs read */
 	uint64_t evictions_space;	/* evictions for the free-space floor (in evictions) */
 	uint64_t evictions_grace_overridden;	/* ... of blobs in their grace time */
 	uint64_t refused_space;	/* refused before fetching: cannot fit (ENOSPC) or > bound (EFBIG) */

@@ -125,6 +125,9 @@ static struct file *casfs_blob_open_present(struct inode *inode)
  */
 #define CASFS_FETCH_ROUNDS	3
 
+/* How often one inode's use of its cached blob is told to the helper. */
+#define CASFS_USED_INTERVAL	(60 * HZ)
+
 /* One fetch round: ask the helper, wait, then open what it published. */
 static struct file *casfs_cas_fetch_open(struct inode *inode)
 {
@@ -163,6 +166,20 @@ struct file *casfs_cas_blob(struct inode *inode)
 	int round;
 
 	blob = casfs_blob_open_present(inode);
+	if (!IS_ERR(blob)) {
+		/*
+		 * A hit: tell the helper, so that its eviction is by use,
+		 * not by fetch time. Racy on purpose: two opens at once may
+		 * both send, which costs a message, not correctness.
+		 */
+		unsigned long used = READ_ONCE(ci->cas_used);
+
+		if (!used || time_after(jiffies, used + CASFS_USED_INTERVAL)) {
+			WRITE_ONCE(ci->cas_used, jiffies ? jiffies : 1);
+			casfs_nl_send_used(ci->cas_sha256, i_size_read(inode));
+		}
+		return blob;
+	}
 	for (round = 0; PTR_ERR(blob) == -ENOENT; round++) {
 		if (round == CASFS_FETCH_ROUNDS) {
 			pr_warn_ratelimited("casfs: blob %*phN: helper reported it fetched %d times, but it is not in the cache\n",

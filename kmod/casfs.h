@@ -98,6 +98,7 @@ struct casfs_inode_info {
 	 */
 	bool cas;
 	bool mapped_writable;	/* ever mmapped shared-writable */
+	unsigned long cas_used;	/* jiffies of the last USED sent; 0: never */
 	u8 cas_sha256[CASFS_SHA256_LEN];
 	u8 local_sha256[CASFS_SHA256_LEN];
 	atomic_t data_seq;
@@ -208,6 +209,7 @@ int casfs_nl_init(void);
 void casfs_nl_exit(void);
 void casfs_nl_send_fetch(u32 id, const u8 *sha256, u64 size, kuid_t uid);
 void casfs_nl_send_cancel(u32 id, const u8 *sha256, u64 size);
+void casfs_nl_send_used(const u8 *sha256, u64 size);
 
 /* xattr.c */
 extern const struct xattr_handler *CASFS_XATTR_HANDLERS_CONST

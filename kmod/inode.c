@@ -57,6 +57,7 @@ struct inode *casfs_alloc_inode(struct super_block *sb)
 	ci->xattr_bytes = 0;
 	ci->cas = false;
 	ci->mapped_writable = false;
+	ci->cas_used = 0;
 	atomic_set(&ci->data_seq, 0);
 	ci->digest_seq = 0;
 	ci->version = 0;

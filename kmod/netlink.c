@@ -127,6 +127,33 @@ void casfs_nl_send_cancel(u32 id, const u8 *sha256, u64 size)
  * Is @fd, in the sender's file table, a blobs/ directory it may publish
  * into? doit runs in the sender's context, so current is the sender.
  */
+/*
+ * Tell the helper that a cached blob was used (opened by a reader), so
+ * that it evicts by use. Best effort: a lost USED only makes the blob
+ * look older than it is.
+ */
+void casfs_nl_send_used(const u8 *sha256, u64 size)
+{
+	struct sk_buff *skb;
+	u32 version, portid = casfs_helper_v(&version);
+	void *hdr;
+
+	if (!portid || version < 3)
+		return;
+	skb = genlmsg_new(nla_total_size(CASFS_SHA256_LEN) +
+			  nla_total_size_64bit(sizeof(u64)), GFP_NOFS);
+	if (!skb)
+		return;
+	hdr = genlmsg_put(skb, 0, 0, &casfs_genl_family, 0, CASFS_CMD_USED);
+	if (!hdr || nla_put(skb, CASFS_A_DIGEST, CASFS_SHA256_LEN, sha256) ||
+	    nla_put_u64_64bit(skb, CASFS_A_SIZE, size, CASFS_A_PAD)) {
+		nlmsg_free(skb);
+		return;
+	}
+	genlmsg_end(skb, hdr);
+	genlmsg_unicast(&init_net, skb, portid);
+}
+
 static int casfs_nl_check_blobs_fd(struct genl_info *info, u32 fd)
 {
 	struct inode *inode;

@@ -273,6 +273,41 @@ static void t_grace_for_new_blobs(void)
 	cache_close(c);
 }
 
+/*
+ * Issue 11 item 7: eviction is by use. The kernel's USED for a blob a
+ * reader opened makes it most recently used, so a blob read again and
+ * again survives while cold ones go.
+ */
+static void t_used_keeps_hot_blobs(void)
+{
+	const char *dir = t_tmpdir();
+	char p[400];
+	struct cache *c;
+	uint8_t d[5][32];
+
+	snprintf(p, sizeof(p), "%s/blobs", dir);
+	mkdir(p, 0755);
+	for (int i = 0; i < 4; i++)	/* oldest first: 0 (hot), 1, 2, 3 */
+		put_blob(dir, 60 + i, 100, 1000 + i, d[i]);
+	REQUIRE(cache_open(&c, dir, 450, 0) == 0);
+	stats.cache_used = 0;
+	CHECK_INT(cache_used(c, d[0], 100), 1);		/* read: now the newest */
+	CHECK_INT(cache_used(c, d[0], 101), 0);		/* another size: not it */
+	CHECK_INT(stats.cache_used, 1);
+	CHECK(!memcmp(cache_lru_nth(c, 3), d[0], 32));
+	/* 500 > 450: evict to 405 from the least recently used */
+	put_blob(dir, 70, 100, 2000, d[4]);
+	cache_published(c, d[4], 100);
+	CHECK(blob_exists(dir, d[0]));			/* the hot one stays */
+	CHECK(!blob_exists(dir, d[1]));			/* the coldest went */
+	CHECK(blob_exists(dir, d[4]));
+	cache_close(c);
+	/* on disk too: after a restart the hot one is not the oldest */
+	REQUIRE(cache_open(&c, dir, 0, 0) == 0);
+	CHECK(memcmp(cache_lru_nth(c, 0), d[0], 32));
+	cache_close(c);
+}
+
 static void t_many_entries(void)
 {
 	/* exercise the index growing */
@@ -468,6 +503,7 @@ const struct test cache_tests[] = {
 	{ "pinned_never_evicted", t_pinned_never_evicted },
 	{ "evicts_at_open", t_evicts_at_open },
 	{ "grace_for_new_blobs", t_grace_for_new_blobs },
+	{ "used_keeps_hot_blobs", t_used_keeps_hot_blobs },
 	{ "many_entries", t_many_entries },
 	{ "floor_evicts_to_high_watermark", t_floor_evicts_to_high_watermark },
 	{ "floor_terms", t_floor_terms },

@@ -63,8 +63,8 @@ static struct nl_msg *build(const struct fetch_spec *s)
 static int parse(const struct fetch_spec *s, struct nlh_req *q, const char **why)
 {
 	struct nl_msg *m = build(s);
-	int r = s->cmd == CASFS_CMD_CANCEL ?
-		nlh_parse_cancel(nlmsg_hdr(m), FAM, q, why) :
+	int r = s->cmd == CASFS_CMD_CANCEL ? nlh_parse_cancel(nlmsg_hdr(m), FAM, q, why) :
+		s->cmd == CASFS_CMD_USED ? nlh_parse_used(nlmsg_hdr(m), FAM, q, why) :
 		nlh_parse_fetch(nlmsg_hdr(m), FAM, q, why);
 
 	nlmsg_free(m);
@@ -98,6 +98,28 @@ static void t_fetch_good(void)
 	s.uid_v = 1000;
 	CHECK_INT(parse(&s, &q, &why), 0);
 	CHECK_INT(q.uid, 1000);
+}
+
+static void t_used(void)
+{
+	struct fetch_spec s = good;
+	struct nlh_req q = { 0 };
+	const char *why = NULL;
+
+	s.cmd = CASFS_CMD_USED;
+	s.req = false;
+	CHECK_INT(parse(&s, &q, &why), 0);
+	CHECK_INT(q.req_id, 0);
+	CHECK_INT(q.size, 4096);
+	CHECK_INT(q.digest[7], 8);
+	s.req = true;		/* no REQ_ID in a USED */
+	CHECK_INT(parse(&s, &q, &why), -EINVAL);
+	s.req = false;
+	s.digest_len = 31;
+	CHECK_INT(parse(&s, &q, &why), -EINVAL);
+	s.digest_len = 32;
+	s.size = false;
+	CHECK_INT(parse(&s, &q, &why), -EINVAL);
 }
 
 static void t_cancel(void)
@@ -202,6 +224,7 @@ const struct test netlink_tests[] = {
 	{ "fetch_malformed", t_fetch_bad },
 	{ "fetch_truncated", t_fetch_truncated },
 	{ "cancel", t_cancel },
+	{ "used", t_used },
 	{ "register_reply", t_register_reply },
 	{ NULL, NULL },
 };

@@ -2,6 +2,7 @@
 /* casfs gRPC tests: runner. Prints one line per test and, last,
  * "N passed, N failed" (", N skipped" when some were). */
 #include "t.h"
+#include "grpc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +45,33 @@ const char *t_tmpdir(void)
 		}
 	}
 	return tmpdir;
+}
+
+char t_conn_log[8192];
+
+static void conn_logger(void *ud, int level, const char *m)
+{
+	size_t l = strlen(t_conn_log);
+
+	(void)ud;
+	(void)level;
+	snprintf(t_conn_log + l, sizeof(t_conn_log) - l, "%s\n", m);
+}
+
+struct grpc_conn *t_conn_new(struct grpc_conn_opts *o, const char *host, int port)
+{
+	char url[128], err[256];
+	struct grpc_conn *c;
+
+	snprintf(url, sizeof(url), "grpc://%s:%d", host, port);
+	o->url = url;
+	o->log = conn_logger;
+	t_conn_log[0] = 0;
+	c = grpc_conn_new(o, err, sizeof(err));
+	if (!c)
+		printf("    grpc_conn_new: %s\n", err);
+	o->url = NULL;	/* url was ours */
+	return c;
 }
 
 int t_write_file(const char *path, const void *data, size_t len)

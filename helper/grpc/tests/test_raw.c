@@ -50,33 +50,13 @@ static void res_free(struct res *r)
 }
 
 static struct rawsrv srv;
-static char logbuf[8192];
-
-static void logger(void *ud, int level, const char *m)
+static struct grpc_conn *mkconn(int port, int retries)
 {
-	size_t l = strlen(logbuf);
+	struct grpc_conn_opts o = {
+		.transparent_retries = retries, .connect_timeout_ms = 2000,
+	};
 
-	(void)ud;
-	(void)level;
-	snprintf(logbuf + l, sizeof(logbuf) - l, "%s\n", m);
-}
-
-static struct grpc_conn *mkconn_url(const char *scheme, int port, int retries)
-{
-	struct grpc_conn_opts o = { 0 };
-	char url[64], err[256];
-	struct grpc_conn *c;
-
-	snprintf(url, sizeof(url), "%s://127.0.0.1:%d", scheme, port);
-	o.url = url;
-	o.transparent_retries = retries;
-	o.connect_timeout_ms = 2000;
-	o.log = logger;
-	logbuf[0] = 0;
-	c = grpc_conn_new(&o, err, sizeof(err));
-	if (!c)
-		printf("    grpc_conn_new: %s\n", err);
-	return c;
+	return t_conn_new(&o, "127.0.0.1", port);
 }
 
 static struct grpc_conn *start(bool mute, int retries)
@@ -85,7 +65,7 @@ static struct grpc_conn *start(bool mute, int retries)
 		perror("rawsrv_start");
 		return NULL;
 	}
-	return mkconn_url("grpc", srv.port, retries);
+	return mkconn(srv.port, retries);
 }
 
 static void stop(struct grpc_conn *c)
@@ -248,7 +228,7 @@ static void t_goaway(void)
 	CHECK(r.st.unprocessed && r.st.transport);
 	CHECK_CONTAINS(r.st.message, "GOAWAY");
 	res_free(&r);
-	CHECK_CONTAINS(logbuf, "GOAWAY");
+	CHECK_CONTAINS(t_conn_log, "GOAWAY");
 	/* the next call reconnects */
 	CHECK_INT(run(c, "goaway-once", 2000, &r), GRPC_OK);
 	CHECK_STR((char *)r.first[0], "after goaway");
@@ -563,21 +543,16 @@ static void t_idle_queued(void)
 	socklen_t al = sizeof(a);
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct grpc_conn_opts o = { 0 };
+	struct grpc_conn_opts o = { .connect_timeout_ms = 5000 };
 	struct grpc_conn *c;
 	struct res r = { 0 };
-	char url[64], err[256];
 	int64_t t0, dt;
 
 	REQUIRE(lfd >= 0 && filler >= 0);
 	REQUIRE(bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(lfd, 0) == 0 &&
 		getsockname(lfd, (struct sockaddr *)&a, &al) == 0 &&
 		connect(filler, (struct sockaddr *)&a, sizeof(a)) == 0);
-	snprintf(url, sizeof(url), "grpc://127.0.0.1:%d", ntohs(a.sin_port));
-	o.url = url;
-	o.connect_timeout_ms = 5000;
-	o.log = logger;
-	c = grpc_conn_new(&o, err, sizeof(err));
+	c = t_conn_new(&o, "127.0.0.1", ntohs(a.sin_port));
 	REQUIRE(c);
 	t0 = t_now_ms();
 	CHECK_INT(run_idle(c, "echo:x", 0, 300, &r), GRPC_DEADLINE_EXCEEDED);
@@ -619,7 +594,7 @@ static void t_connect_refused(void)
 	REQUIRE(rawsrv_start(&srv, false) == 0);
 	port = srv.port;
 	rawsrv_stop(&srv);
-	c = mkconn_url("grpc", port, -1);
+	c = mkconn(port, -1);
 	REQUIRE(c);
 	CHECK_INT(run(c, "echo:x", 2000, &r), GRPC_UNAVAILABLE);
 	CHECK(r.st.unprocessed);
@@ -645,22 +620,12 @@ static void t_connect_refused(void)
 static struct grpc_conn *mkconn_live(int port, int keepalive_ms, int ping_timeout_ms,
 				     unsigned connections)
 {
-	struct grpc_conn_opts o = { 0 };
-	char url[64], err[256];
-	struct grpc_conn *c;
+	struct grpc_conn_opts o = {
+		.keepalive_ms = keepalive_ms, .ping_timeout_ms = ping_timeout_ms,
+		.connections = connections, .connect_timeout_ms = 2000,
+	};
 
-	snprintf(url, sizeof(url), "grpc://127.0.0.1:%d", port);
-	o.url = url;
-	o.connect_timeout_ms = 2000;
-	o.keepalive_ms = keepalive_ms;
-	o.ping_timeout_ms = ping_timeout_ms;
-	o.connections = connections;
-	o.log = logger;
-	logbuf[0] = 0;
-	c = grpc_conn_new(&o, err, sizeof(err));
-	if (!c)
-		printf("    grpc_conn_new: %s\n", err);
-	return c;
+	return t_conn_new(&o, "127.0.0.1", port);
 }
 
 /*
@@ -768,7 +733,7 @@ static void t_no_settings(void)
 	int64_t t0;
 
 	REQUIRE(rawsrv_start(&srv, true) == 0);
-	c = mkconn_url("grpc", srv.port, -1);
+	c = mkconn(srv.port, -1);
 	REQUIRE(c);
 	t0 = t_now_ms();
 	CHECK_INT(run(c, "echo:x", 0, &r), GRPC_UNAVAILABLE);	/* no deadline */
@@ -810,7 +775,7 @@ static void t_concurrent(void)
 
 	REQUIRE(rawsrv_start(&srv, false) == 0);
 	atomic_store(&srv.max_concurrent, 5);
-	c = mkconn_url("grpc", srv.port, -1);
+	c = mkconn(srv.port, -1);
 	REQUIRE(c);
 	for (int i = 0; i < N; i++) {
 		char req[40];

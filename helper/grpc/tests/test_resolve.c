@@ -19,32 +19,11 @@
 #include <unistd.h>
 
 static struct rawsrv srv;
-static char logbuf[8192];
-
-static void logger(void *ud, int level, const char *m)
-{
-	size_t l = strlen(logbuf);
-
-	(void)ud;
-	(void)level;
-	snprintf(logbuf + l, sizeof(logbuf) - l, "%s\n", m);
-}
-
 static struct grpc_conn *mkconn(const char *host, int port, int connect_ms)
 {
-	struct grpc_conn_opts o = { 0 };
-	char url[128], err[256];
-	struct grpc_conn *c;
+	struct grpc_conn_opts o = { .connect_timeout_ms = connect_ms };
 
-	snprintf(url, sizeof(url), "grpc://%s:%d", host, port);
-	o.url = url;
-	o.connect_timeout_ms = connect_ms;
-	o.log = logger;
-	logbuf[0] = 0;
-	c = grpc_conn_new(&o, err, sizeof(err));
-	if (!c)
-		printf("    grpc_conn_new: %s\n", err);
-	return c;
+	return t_conn_new(&o, host, port);
 }
 
 static int run(struct grpc_conn *c, const char *scenario, int64_t timeout_ms,
@@ -201,8 +180,8 @@ static void t_localhost(void)
 	REQUIRE(c);
 	CHECK_INT(run(c, "echo:hi", 5000, &st), GRPC_OK);
 	grpc_status_free(&st);
-	CHECK_CONTAINS(logbuf, "resolving localhost");
-	CHECK_CONTAINS(logbuf, "resolved, connecting");
+	CHECK_CONTAINS(t_conn_log, "resolving localhost");
+	CHECK_CONTAINS(t_conn_log, "resolved, connecting");
 	CHECK_INT(atomic_load(&srv.conns), 1);
 	grpc_conn_free(c);
 	CHECK_INT(resolve_live(), 0);
@@ -279,7 +258,7 @@ static void t_lookup_does_not_block(void)
 	CHECK_INT(d.st.code, GRPC_OK);
 	CHECK(t_now_ms() - t0 >= 1400);		/* it did wait for the fake */
 	CHECK_INT(atomic_load(&fake.calls), 1);
-	CHECK_CONTAINS(logbuf, "resolved, connecting");
+	CHECK_CONTAINS(t_conn_log, "resolved, connecting");
 	CHECK_INT(atomic_load(&srv.conns), 2);
 	grpc_conn_free(a);
 	grpc_conn_free(b);
@@ -372,7 +351,7 @@ static void t_dead_first_address(void)
 	snprintf(want, sizeof(want),
 		 "127.0.0.1:%d: timed out after 5000 ms, trying the next address",
 		 bh.port);
-	CHECK_CONTAINS(logbuf, want);
+	CHECK_CONTAINS(t_conn_log, want);
 	CHECK_INT(atomic_load(&srv.conns), 1);
 	grpc_conn_free(c);
 	CHECK(fake_finish());
@@ -407,10 +386,10 @@ static void t_every_address_dead(void)
 	snprintf(want, sizeof(want),
 		 "127.0.0.1:%d: timed out after 300 ms, trying the next address\n",
 		 bh.port);
-	CHECK_CONTAINS(logbuf, want);
+	CHECK_CONTAINS(t_conn_log, want);
 	snprintf(want, sizeof(want), "127.0.0.1:%d: timed out after 300 ms\n",
 		 bh.port);
-	CHECK_CONTAINS(strstr(logbuf, "trying the next address"), want);
+	CHECK_CONTAINS(strstr(t_conn_log, "trying the next address"), want);
 	grpc_conn_free(c);
 	CHECK(fake_finish());
 	CHECK_INT(atomic_load(&fake.lists), 0);
@@ -441,7 +420,7 @@ static void t_refused_first_address(void)
 	grpc_status_free(&st);
 	snprintf(want, sizeof(want),
 		 "127.0.0.1:%d: Connection refused, trying the next address", dead);
-	CHECK_CONTAINS(logbuf, want);
+	CHECK_CONTAINS(t_conn_log, want);
 	grpc_conn_free(c);
 	CHECK(fake_finish());
 	rawsrv_stop(&srv);

@@ -25,6 +25,10 @@
  *                               <----   CANCEL {REQ_ID, DIGEST, SIZE} (to
  *                                       version 3 helpers) the last reader
  *                                       left: the request is withdrawn
+ *                               <----   USED {DIGEST, SIZE} (to version 3
+ *                                       helpers) a cached blob was opened
+ *                                       (at most once a minute per inode),
+ *                                       for the helper's LRU eviction
  *       DONE {REQ_ID, STATUS}   ---->   (CAP_NET_ADMIN) STATUS 0: the blob
  *                                       is in DIR/blobs/; else a negative
  *                                       errno, and waiting readers get EIO
@@ -70,6 +74,7 @@ enum casfs_genl_cmd {
 	CASFS_CMD_GET_STATS,	/* anyone -> kernel, and the reply */
 	CASFS_CMD_PROGRESS,	/* helper -> kernel: a fetch is progressing */
 	CASFS_CMD_CANCEL,	/* kernel -> helper: a request was withdrawn */
+	CASFS_CMD_USED,		/* kernel -> helper: a cached blob was used */
 	__CASFS_CMD_MAX,
 };
 

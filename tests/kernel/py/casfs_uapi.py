@@ -19,7 +19,7 @@ NLM_F_REQUEST, NLM_F_ACK = 1, 4
 NLMSG_ERROR = 2
 
 CMD_REGISTER, CMD_FETCH, CMD_DONE, CMD_GET_STATS = 1, 2, 3, 4
-CMD_PROGRESS, CMD_CANCEL = 5, 6
+CMD_PROGRESS, CMD_CANCEL, CMD_USED = 5, 6, 7
 A_VERSION, A_REQ_ID, A_DIGEST, A_SIZE, A_STATUS = 1, 2, 3, 4, 5
 STAT_ATTRS = {6: "misses", 7: "fetches", 8: "fetch_bytes", 9: "errors",
               10: "timeouts", 11: "pending", 12: "helper", 15: "refetches",

@@ -47,6 +47,7 @@ class FakeHelper:
         self.fetches = []
         self.fetch_attrs = []       # every FETCH's attributes
         self.cancels = []           # every CANCEL's attributes
+        self.used = []              # every USED's attributes
         self.nl = U.Genl()
         err, replies = self.nl.register(version=version)
         if err:
@@ -117,6 +118,8 @@ class FakeHelper:
                     self.serve(m[2])
                 elif m[0] == "msg" and m[1] == U.CMD_CANCEL:
                     self.cancels.append(m[2])
+                elif m[0] == "msg" and m[1] == U.CMD_USED:
+                    self.used.append(m[2])
 
     def close(self):
         self.stop = True
@@ -473,6 +476,30 @@ class Fetching(Base):
             self.assertEqual(err, errno.ENOENT)
         finally:
             h.nl.close()
+
+    def test_used_tells_the_helper(self):
+        """Issue 11 item 7: opening a cached blob sends USED {digest,
+        size} to the helper (for eviction by use), at most once a minute
+        per inode; a miss sends FETCH, not USED."""
+        data = os.urandom(5000)
+        self.add("u", data)
+        self.add("v", data)             # another inode, the same blob
+        self.helper = FakeHelper(self.store)
+        self.assertEqual(open(self.p("u"), "rb").read(), data)   # miss
+        time.sleep(0.3)
+        self.assertEqual(self.helper.used, [])
+        for _ in range(3):              # hits on one inode: one USED
+            self.assertEqual(open(self.p("u"), "rb").read(), data)
+        self.assertEqual(open(self.p("v"), "rb").read(), data)   # and v's
+        deadline = time.monotonic() + 3
+        while len(self.helper.used) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        self.assertEqual(len(self.helper.used), 2)
+        for a in self.helper.used:
+            self.assertEqual(a[U.A_DIGEST], sha(data))
+            self.assertEqual(struct.unpack("=Q", a[U.A_SIZE])[0], len(data))
+            self.assertNotIn(U.A_REQ_ID, a)
 
     def test_cancel_and_uid(self):
         """Issue 11 item 9: FETCH names the uid that asked; when the last
