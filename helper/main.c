@@ -107,6 +107,12 @@ static void on_fetch(void *arg, const struct nlh_req *q)
 	hex_encode(q->digest, hex);
 	log_dbg("FETCH %u %s %llu uid %u", q->req_id, hex, (unsigned long long)q->size,
 		q->uid);
+	if (q->digest_fn != CASFS_DIGEST_SHA256) {
+		log_err("%s: request %u uses digest function %u; only SHA-256 is "
+			"implemented", hex, q->req_id, q->digest_fn);
+		send_done(c, q->req_id, -EOPNOTSUPP);
+		return;
+	}
 	r = fetch_submit_as(c->eng, q->digest, q->size,
 			    q->uid == NLH_UID_NONE ? FETCH_UID_NONE : q->uid, on_done, c,
 			    (uint64_t)c->gen << 32 | q->req_id);
@@ -122,6 +128,8 @@ static void on_cancel(void *arg, const struct nlh_req *q)
 	struct ctx *c = arg;
 
 	log_dbg("CANCEL %u", q->req_id);
+	if (q->digest_fn != CASFS_DIGEST_SHA256)
+		return;	/* never taken */
 	fetch_cancel(c->eng, q->digest, q->size, on_done, c,
 		     (uint64_t)c->gen << 32 | q->req_id);
 }
@@ -131,7 +139,8 @@ static void on_used(void *arg, const struct nlh_req *q)
 {
 	struct ctx *c = arg;
 
-	cache_used(c->cache, q->digest, q->size);
+	if (q->digest_fn == CASFS_DIGEST_SHA256)
+		cache_used(c->cache, q->digest, q->size);
 }
 
 /* Bytes of a request are arriving: the kernel restarts its readers' timeout. */

@@ -49,6 +49,7 @@ static struct nla_policy casfs_policy[CASFS_A_MAX + 1] = {
 	[CASFS_A_SIZE] = { .type = NLA_U64, .minlen = 8, .maxlen = 8 },
 	[CASFS_A_STATUS] = { .type = NLA_U32, .minlen = 4, .maxlen = 4 },
 	[CASFS_A_UID] = { .type = NLA_U32, .minlen = 4, .maxlen = 4 },
+	[CASFS_A_DIGEST_FN] = { .type = NLA_U32, .minlen = 4, .maxlen = 4 },
 };
 
 static int nlerr(int e)
@@ -146,6 +147,14 @@ static int parse_req(struct nlmsghdr *nlh, int family, uint8_t cmd,
 			return -EINVAL;
 		}
 		r->uid = nla_get_u32(tb[CASFS_A_UID]);
+	}
+	r->digest_fn = CASFS_DIGEST_SHA256;
+	if (tb[CASFS_A_DIGEST_FN]) {
+		if (nla_len(tb[CASFS_A_DIGEST_FN]) != 4) {
+			*why = "DIGEST_FN of the wrong length";
+			return -EINVAL;
+		}
+		r->digest_fn = nla_get_u32(tb[CASFS_A_DIGEST_FN]);
 	}
 	memcpy(r->digest, nla_data(tb[CASFS_A_DIGEST]), CASFS_SHA256_LEN);
 	r->req_id = id;

@@ -19,6 +19,7 @@ struct nlh_req {
 	uint8_t digest[CASFS_SHA256_LEN];
 	uint64_t size;
 	uint32_t uid;		/* FETCH from protocol 3; else NLH_UID_NONE */
+	uint32_t digest_fn;	/* enum casfs_digest_fn (SHA-256 when absent) */
 };
 #define NLH_UID_NONE UINT32_MAX
 

@@ -464,8 +464,12 @@ static int casfs_stage_validate(struct casfs_stage_ctx *ctx, u32 count,
 	for (i = 0; i < count; i++) {
 		const struct casfs_stage_entry *e = &ctx->ents[i];
 
+		if (e->digest_fn != CASFS_DIGEST_SHA256) {
+			*bad = i;
+			return -EOPNOTSUPP;
+		}
 		/* No setuid/setgid: staging must not mint privileges. */
-		if (e->reserved || (e->mode & ~01777) ||
+		if ((e->mode & ~01777) ||
 		    e->size > CASFS_MAX_BLOB_SIZE ||
 		    (!e->size && memcmp(e->sha256, casfs_empty_sha256,
 					CASFS_SHA256_LEN)) ||

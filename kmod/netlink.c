@@ -74,7 +74,7 @@ void casfs_nl_send_fetch(u32 id, const u8 *sha256, u64 size, kuid_t uid)
 
 	if (!portid)
 		return;
-	skb = genlmsg_new(nla_total_size(sizeof(u32)) * 2 +
+	skb = genlmsg_new(nla_total_size(sizeof(u32)) * 3 +
 			  nla_total_size(CASFS_SHA256_LEN) +
 			  nla_total_size_64bit(sizeof(u64)), GFP_NOFS);
 	if (!skb)
@@ -85,7 +85,8 @@ void casfs_nl_send_fetch(u32 id, const u8 *sha256, u64 size, kuid_t uid)
 	    nla_put(skb, CASFS_A_DIGEST, CASFS_SHA256_LEN, sha256) ||
 	    nla_put_u64_64bit(skb, CASFS_A_SIZE, size, CASFS_A_PAD) ||
 	    (version >= 3 &&
-	     nla_put_u32(skb, CASFS_A_UID, from_kuid(&init_user_ns, uid)))) {
+	     (nla_put_u32(skb, CASFS_A_UID, from_kuid(&init_user_ns, uid)) ||
+	      nla_put_u32(skb, CASFS_A_DIGEST_FN, CASFS_DIGEST_SHA256)))) {
 		nlmsg_free(skb);
 		return;
 	}
@@ -107,7 +108,7 @@ void casfs_nl_send_cancel(u32 id, const u8 *sha256, u64 size)
 
 	if (!portid || version < 3)
 		return;
-	skb = genlmsg_new(nla_total_size(sizeof(u32)) +
+	skb = genlmsg_new(nla_total_size(sizeof(u32)) * 2 +
 			  nla_total_size(CASFS_SHA256_LEN) +
 			  nla_total_size_64bit(sizeof(u64)), GFP_NOFS);
 	if (!skb)
@@ -115,7 +116,8 @@ void casfs_nl_send_cancel(u32 id, const u8 *sha256, u64 size)
 	hdr = genlmsg_put(skb, 0, 0, &casfs_genl_family, 0, CASFS_CMD_CANCEL);
 	if (!hdr || nla_put_u32(skb, CASFS_A_REQ_ID, id) ||
 	    nla_put(skb, CASFS_A_DIGEST, CASFS_SHA256_LEN, sha256) ||
-	    nla_put_u64_64bit(skb, CASFS_A_SIZE, size, CASFS_A_PAD)) {
+	    nla_put_u64_64bit(skb, CASFS_A_SIZE, size, CASFS_A_PAD) ||
+	    nla_put_u32(skb, CASFS_A_DIGEST_FN, CASFS_DIGEST_SHA256)) {
 		nlmsg_free(skb);
 		return;
 	}
@@ -140,13 +142,15 @@ void casfs_nl_send_used(const u8 *sha256, u64 size)
 
 	if (!portid || version < 3)
 		return;
-	skb = genlmsg_new(nla_total_size(CASFS_SHA256_LEN) +
+	skb = genlmsg_new(nla_total_size(sizeof(u32)) +
+			  nla_total_size(CASFS_SHA256_LEN) +
 			  nla_total_size_64bit(sizeof(u64)), GFP_NOFS);
 	if (!skb)
 		return;
 	hdr = genlmsg_put(skb, 0, 0, &casfs_genl_family, 0, CASFS_CMD_USED);
 	if (!hdr || nla_put(skb, CASFS_A_DIGEST, CASFS_SHA256_LEN, sha256) ||
-	    nla_put_u64_64bit(skb, CASFS_A_SIZE, size, CASFS_A_PAD)) {
+	    nla_put_u64_64bit(skb, CASFS_A_SIZE, size, CASFS_A_PAD) ||
+	    nla_put_u32(skb, CASFS_A_DIGEST_FN, CASFS_DIGEST_SHA256)) {
 		nlmsg_free(skb);
 		return;
 	}

@@ -27,6 +27,8 @@ struct fetch_spec {
 	bool uid;		/* a UID attribute (protocol 3 FETCH) */
 	uint32_t uid_v;
 	int uid_len;		/* 4, or 8 for a wrong-width attribute */
+	bool dfn;		/* a DIGEST_FN attribute */
+	uint32_t dfn_v;
 };
 
 static struct nl_msg *build(const struct fetch_spec *s)
@@ -53,6 +55,8 @@ static struct nl_msg *build(const struct fetch_spec *s)
 		else
 			nla_put_u32(m, CASFS_A_UID, s->uid_v);
 	}
+	if (s->dfn)
+		nla_put_u32(m, CASFS_A_DIGEST_FN, s->dfn_v);
 	if (s->extra) {
 		nla_put_u64(m, CASFS_A_PAD, 0);
 		nla_put_u32(m, CASFS_A_MAX + 5, 7);
@@ -98,6 +102,11 @@ static void t_fetch_good(void)
 	s.uid_v = 1000;
 	CHECK_INT(parse(&s, &q, &why), 0);
 	CHECK_INT(q.uid, 1000);
+	CHECK_INT(q.digest_fn, CASFS_DIGEST_SHA256);	/* absent: SHA-256 */
+	s.dfn = true;
+	s.dfn_v = 6;	/* parsed; main.c refuses what is not SHA-256 */
+	CHECK_INT(parse(&s, &q, &why), 0);
+	CHECK_INT(q.digest_fn, 6);
 }
 
 static void t_used(void)

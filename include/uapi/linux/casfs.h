@@ -15,10 +15,12 @@
  *                                       the sender may write: proof that it
  *                                       may publish blobs) becomes the one
  *                               <----   reply REGISTER {VERSION}
- *                               <----   FETCH {REQ_ID, DIGEST, SIZE, UID}
- *                                       for every pending request, then
- *                                       one FETCH per new cache miss (UID:
- *                                       to version 3 helpers; who asked)
+ *                               <----   FETCH {REQ_ID, DIGEST, SIZE, UID,
+ *                                       DIGEST_FN} for every pending
+ *                                       request, then one FETCH per new
+ *                                       cache miss (UID, DIGEST_FN: to
+ *                                       version 3 helpers; DIGEST_FN also
+ *                                       in CANCEL and USED)
  *       PROGRESS {REQ_ID}       ---->   (CAP_NET_ADMIN, version 3) bytes
  *                                       are arriving: readers' timeout=
  *                                       counts again from now
@@ -63,6 +65,19 @@
 #define CASFS_PROTO_VERSION_MIN	2
 
 #define CASFS_SHA256_LEN	32
+
+/*
+ * Digest functions. Only SHA-256 is implemented; the field exists in the
+ * staging ioctl, the state ioctl and the netlink messages so that others
+ * (REv2 also has SHA-512 and BLAKE3) can come without a new ABI. A
+ * function other than CASFS_DIGEST_SHA256 is refused with EOPNOTSUPP.
+ * One with longer digests will come with a flag in casfs_stage.flags
+ * selecting a larger entry.
+ */
+enum casfs_digest_fn {
+	CASFS_DIGEST_SHA256 = 0,
+};
+
 #define CASFS_MAX_BLOB_SIZE	(1ULL << 40)	/* 1 TiB: larger is refused */
 #define CASFS_SUPER_MAGIC	0x43415346	/* statfs f_type, "CASF" (kmod/casfs.h) */
 
@@ -99,6 +114,7 @@ enum casfs_genl_attr {
 	CASFS_A_STAT_REFETCHES,	/* u64: fetched again: gone between DONE and open */
 	CASFS_A_UID,		/* u32: FETCH: the uid charged (init namespace) */
 	CASFS_A_STAT_CANCELS,	/* u64: requests withdrawn, their readers gone */
+	CASFS_A_DIGEST_FN,	/* u32: enum casfs_digest_fn of DIGEST */
 	__CASFS_A_MAX,
 };
 
@@ -121,7 +137,8 @@ enum casfs_genl_attr {
  * for creat(2), and so do the LSMs, audit and fsnotify. size is at most
  * CASFS_MAX_BLOB_SIZE. A bad entry fails the whole call with EINVAL
  * (EEXIST for an existing name, EACCES/EPERM from an LSM, ENOSPC past
- * nr_inodes=), reports its index in bad_index, and creates nothing.
+ * nr_inodes=, EOPNOTSUPP for a digest_fn other than SHA-256), reports
+ * its index in bad_index, and creates nothing.
  */
 #define CASFS_STAGE_MAX_ENTRIES	65536
 #define CASFS_STAGE_MAX_NAMES	(16U << 20)	/* bytes of names per call */
@@ -132,7 +149,7 @@ struct casfs_stage_entry {
 	__u32	mode;
 	__u32	name_off;
 	__u32	name_len;
-	__u32	reserved;	/* must be 0 */
+	__u32	digest_fn;	/* enum casfs_digest_fn; was "reserved, 0" */
 };
 
 struct casfs_stage {
@@ -166,7 +183,7 @@ struct casfs_state {
 	__u8	sha256[CASFS_SHA256_LEN];	/* zero for local files */
 	__u64	size;
 	__u32	flags;		/* CASFS_STATE_* */
-	__u32	reserved;
+	__u32	digest_fn;	/* enum casfs_digest_fn of sha256[] */
 	__u64	version;	/* see above */
 };
 

@@ -26,6 +26,7 @@ STAT_ATTRS = {6: "misses", 7: "fetches", 8: "fetch_bytes", 9: "errors",
               17: "cancels"}
 A_BLOBS_FD = 14
 A_UID = 16
+A_DIGEST_FN = 18
 PROTO_VERSION = 3
 
 XATTR_SHA256 = "user.casfs.sha256"

@@ -212,11 +212,14 @@ class Staging(Base):
             self.assertEqual(os.listdir(self.d), [])
         # duplicates within the batch
         self.assertErrno(errno.EINVAL, U.stage, self.d, [good, good])
-        # reserved field
-        raw = U._ENTRY.pack(sha(b"x"), 1, 0o644, 0, 1, 7)
-        with self.assertRaises(OSError) as cm:
-            U.stage(self.d, [(b"o", sha(b"x"), 1, 0o644)], raw_entries=raw)
-        self.assertEqual(cm.exception.errno, errno.EINVAL)
+        # digest_fn (was "reserved"): only SHA-256 (0) is implemented
+        for fn in (1, 6, 0xffffffff):
+            raw = U._ENTRY.pack(sha(b"x"), 1, 0o644, 0, 1, fn)
+            with self.assertRaises(OSError) as cm:
+                U.stage(self.d, [(b"o", sha(b"x"), 1, 0o644)], raw_entries=raw)
+            self.assertEqual(cm.exception.errno, errno.EOPNOTSUPP)
+            self.assertEqual(cm.exception.bad_index, 0)
+            self.assertEqual(os.listdir(self.d), [])
         # an existing name fails the whole batch with EEXIST
         open(self.p("exists"), "w").close()
         with self.assertRaises(OSError) as cm:
@@ -531,6 +534,7 @@ class Fetching(Base):
             self.assertEqual(kstats()["cancels"] - before, 1)
             if version == 3:
                 self.assertEqual(struct.unpack("=I", fa[U.A_UID])[0], 65534)
+                self.assertEqual(struct.unpack("=I", fa[U.A_DIGEST_FN])[0], 0)
                 self.assertEqual(len(self.helper.cancels), 1)
                 ca = self.helper.cancels[0]
                 self.assertEqual(ca[U.A_REQ_ID], fa[U.A_REQ_ID])
