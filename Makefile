@@ -37,11 +37,12 @@ tests-bin:
 	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -o build/tests/fsbench \
 		bench/fsbench.c
 	$(MAKE) -C helper
+	$(MAKE) -C helper/grpc
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -fPIE -Ihelper -Ihelper/.proto \
 		$$(pkg-config --cflags libprotobuf-c) -pie -o build/tests/outputd_rpc \
-		bench/outputd_rpc.c $(addprefix helper/.obj/grpc/,frame.o metadata.o \
-		conn.o call.o run.o) $$(find helper/.obj/proto -name '*.o') \
-		$$(pkg-config --libs libnghttp2 openssl libprotobuf-c)
+		bench/outputd_rpc.c helper/grpc/libcasfsgrpc.a \
+		$$(find helper/.obj/proto -name '*.o') \
+		$$(pkg-config --libs libnghttp2 openssl libprotobuf-c) -pthread
 
 deps:
 	tests/install-deps.sh
