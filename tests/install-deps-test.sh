@@ -52,7 +52,15 @@ awk_hits=$(awk '
 	prog && /'"'"'/ { prog = 0; next }
 	!prog && /\|[[:space:]]*awk[^'"'"']*'"'"'[^'"'"']*$/ { prog = 1; start = FNR }
 ' "${scripts[@]}")
-hits=$(printf "%s\n%s" "$hits" "$awk_hits" | sed "/^$/d")
+# A pipe that ends a line, its reader on the next one.
+split_hits=$(awk '
+	FNR == 1 { piped = 0 }
+	piped && /^[[:space:]]*(head|grep[[:space:]]+(-[a-zA-Z]+[[:space:]]+)*-[a-zA-Z]*[qm]|awk[^|]*[{;][[:space:]]*exit)/ {
+		print FILENAME ":" FNR ": early-stopping reader after the pipe ending line " FNR - 1
+	}
+	{ piped = /\|[[:space:]]*$/ && !/^[[:space:]]*#/ }
+' "${scripts[@]}")
+hits=$(printf "%s\n%s\n%s" "$hits" "$awk_hits" "$split_hits" | sed "/^$/d")
 if [ -n "$hits" ]; then
 	echo "$hits"
 	echo "a reader that stops early after a writer in a pipeline (see above)" >&2

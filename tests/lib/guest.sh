@@ -140,9 +140,10 @@ casfs_start_helper() {
 	"$CASFS_REPO/helper/casfs-helper" --cas "$url" --cache "$CACHE" \
 		--stats-file /run/casfs/helper.stats "$@" >>"$HELPER_LOG" 2>&1 &
 	HELPER_PID=$!
+	local st
 	for _ in $(seq 300); do
-		"$CASFS_REPO/helper/casfsctl" stats 2>/dev/null |
-			grep -Eq 'helper_registered +yes' && return 0
+		st=$("$CASFS_REPO/helper/casfsctl" stats 2>/dev/null || true)
+		grep -Eq 'helper_registered +yes' <<<"$st" && return 0
 		sleep 0.1
 	done
 	cat "$HELPER_LOG"
