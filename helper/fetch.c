@@ -417,6 +417,19 @@ void fetch_attempt_done(struct fetch_engine *e, struct job *j, enum attempt_resu
 		}
 		return;
 	}
+	if (r == RES_TRANSIENT && j->bw.written > j->reported) {
+		/*
+		 * Bytes past the high-water mark since the last progress report
+		 * (at most once a second): progress all the same, so the budget
+		 * is extended now rather than depending on whether the report
+		 * ran before the failure.
+		 */
+		uint64_t until = mono_ms() + (uint64_t)e->cfg.timeout_s * 1000;
+
+		j->reported = j->bw.written;
+		if (j->deadline_ms < until)
+			j->deadline_ms = until;
+	}
 	bw_abort(&j->bw);
 	if (!why)
 		why = strerror(-err);
