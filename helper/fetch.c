@@ -370,6 +370,25 @@ static void maybe_commit_group(struct fetch_engine *e)
 		fetch_commit_group(e);
 }
 
+/*
+ * Did j get further than any attempt of its before (bytes past the
+ * high-water mark)? Then that is progress: the retry budget is extended
+ * to timeout_s from now, and true is returned. An attempt that starts
+ * over and stalls at the same place again is not progress, so the
+ * budget ends.
+ */
+static bool note_progress(struct fetch_engine *e, struct job *j, uint64_t now)
+{
+	uint64_t until = now + (uint64_t)e->cfg.timeout_s * 1000;
+
+	if (j->bw.written <= j->reported)
+		return false;
+	j->reported = j->bw.written;
+	if (j->deadline_ms < until)
+		j->deadline_ms = until;
+	return true;
+}
+
 void fetch_attempt_done(struct fetch_engine *e, struct job *j, enum attempt_result r,
 			int err, const char *why)
 {
@@ -417,19 +436,14 @@ void fetch_attempt_done(struct fetch_engine *e, struct job *j, enum attempt_resu
 		}
 		return;
 	}
-	if (r == RES_TRANSIENT && j->bw.written > j->reported) {
-		/*
-		 * Bytes past the high-water mark since the last progress report
-		 * (at most once a second): progress all the same, so the budget
-		 * is extended now rather than depending on whether the report
-		 * ran before the failure.
-		 */
-		uint64_t until = mono_ms() + (uint64_t)e->cfg.timeout_s * 1000;
-
-		j->reported = j->bw.written;
-		if (j->deadline_ms < until)
-			j->deadline_ms = until;
-	}
+	/*
+	 * Bytes past the high-water mark since the last progress report (at
+	 * most once a second) are progress all the same: the budget is
+	 * extended now rather than depending on whether the report ran
+	 * before the failure.
+	 */
+	if (r == RES_TRANSIENT)
+		note_progress(e, j, mono_ms());
 	bw_abort(&j->bw);
 	if (!why)
 		why = strerror(-err);
@@ -636,11 +650,8 @@ void fetch_on_progress(struct fetch_engine *e, fetch_progress_fn fn)
 }
 
 /*
- * Transfers that got further than any attempt of theirs before (bytes
- * past the high-water mark, so an attempt that starts over and stalls at
- * the same place again is not progress, and the budget ends): tell their
- * waiters (the kernel restarts its readers' timeout), and extend the
- * retry budget, so that a long transfer that breaks late can be retried.
+ * Transfers that made progress (note_progress) since the last round: tell
+ * their waiters (the kernel restarts its readers' timeout).
  */
 static void report_progress(struct fetch_engine *e)
 {
@@ -650,12 +661,7 @@ static void report_progress(struct fetch_engine *e)
 		return;
 	e->progress_ms = now;
 	for (struct job *j = e->active.head; j; j = j->next) {
-		if (j->bw.written <= j->reported)
-			continue;
-		j->reported = j->bw.written;
-		if (j->deadline_ms < now + (uint64_t)e->cfg.timeout_s * 1000)
-			j->deadline_ms = now + (uint64_t)e->cfg.timeout_s * 1000;
-		if (!e->progress)
+		if (!note_progress(e, j, now) || !e->progress)
 			continue;
 		for (unsigned i = 0; i < j->nw; i++)
 			e->progress(j->w[i].arg, j->w[i].tag);
